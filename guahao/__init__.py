@@ -1,0 +1,1 @@
+"""guahao — open-source hospital appointment registration (预约挂号)."""

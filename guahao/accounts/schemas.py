@@ -1,0 +1,56 @@
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guahao.accounts.rules import InsuranceType, Relation
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(max_length=20, examples=["13800138000"])
+    password: str = Field(min_length=1, max_length=64)
+    name: str = Field(max_length=60, examples=["张三"])
+    id_number: str = Field(max_length=30, examples=["11010519491231002X"])
+
+
+class AccountOut(BaseModel):
+    id: int
+    phone: str  # masked
+    self_patient_id: int
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class PatientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=60)
+    id_number: str = Field(max_length=30)
+    phone: str = Field(max_length=20)
+    relation: Relation
+    insurance_type: InsuranceType = InsuranceType.SELF_PAY
+
+
+class VisitCardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hospital_id: int = Field(ge=1, le=2**31 - 1)
+    card_number: str = Field(max_length=40)
+
+
+class VisitCardOut(BaseModel):
+    hospital_id: int
+    card_number: str
+
+
+class PatientOut(BaseModel):
+    id: int
+    name: str
+    id_number: str  # masked (A6)
+    phone: str  # masked (A6)
+    relation: Relation
+    insurance_type: InsuranceType
+    birth_date: date
+    sex: str
+    visit_cards: list[VisitCardOut] = []

@@ -1,0 +1,40 @@
+"""The FastAPI application: wires settings, database and clock, and mounts every feature's routers."""
+
+import logging
+
+from fastapi import FastAPI
+
+from guahao.clock import Clock, clock_from_setting
+from guahao.config import Settings, get_settings
+from guahao.db import Database, make_database
+from guahao.errors import install_handlers
+
+log = logging.getLogger("guahao")
+
+
+def routers():
+    from guahao.accounts.api import router as accounts
+    from guahao.booking.api import router as booking
+    from guahao.catalog.api import router as catalog
+    from guahao.schedule.api import router as schedule
+
+    return [accounts, catalog, schedule, booking]
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="guahao 预约挂号", version="0.1.0",
+                  description="Open-source hospital appointment registration platform. Errors are "
+                              '`{"error": {"code", "message"}}` with stable codes and Chinese messages.')
+    app.state.settings = settings
+    app.state.db = db or make_database(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
+    app.state.clock = clock or clock_from_setting(settings.now)
+    install_handlers(app)
+    for r in routers():
+        app.include_router(r)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz():
+        return {"status": "ok", "now": app.state.clock.now().isoformat()}
+
+    return app

@@ -1,0 +1,131 @@
+"""Book, cancel and reschedule (RULES R1–R3, L1–L6, X1, X3). Never commits: the caller owns the transaction."""
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from guahao.booking import repository as repo
+from guahao.booking import rules
+from guahao.booking.models import Booking
+from guahao.clock import local
+from guahao.errors import DomainError
+from guahao.release.rules import check_bookable
+
+
+def new_serial(visit_date) -> str:
+    return f"{visit_date:%y%m%d}{secrets.randbelow(10**10):010d}"
+
+
+def _integrity_code(exc: IntegrityError) -> str:
+    text = str(exc.orig)
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None) or ""
+    if "uq_bookings_active_slot" in name or "bookings.slot_id" in text:
+        return "SLOT_TAKEN"
+    if "uq_bookings_active_person_dept_day" in name or "bookings.person_id" in text:
+        return "DUPLICATE_DEPARTMENT_DAY"
+    raise exc
+
+
+def book(
+    s: Session, now: datetime, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
+    policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
+) -> int:
+    """Book `slot_id` for the account's patient; returns the booking id or raises a DomainError."""
+    slot = repo.slot_for_booking(s, slot_id)
+    if slot is None:
+        raise DomainError("NOT_FOUND", "未找到该号源")
+    patient = repo.patient_for_booking(s, account_id, patient_id)
+    if patient is None:
+        raise DomainError("NOT_FOUND", "未找到该就诊人")
+    if slot.status != "open":
+        raise DomainError("SESSION_STOPPED")
+    if not slot.online_bookable:
+        raise DomainError("NOT_BOOKABLE_ONLINE")
+    check_bookable(now, slot.visit_date, slot.starts_at, slot.release_at, slot.same_day_booking)
+    if slot.booked >= slot.capacity:
+        raise DomainError("SESSION_FULL")
+    if slot.held:
+        raise DomainError("SLOT_TAKEN")
+    if slot.requires_visit_card and not repo.has_visit_card(s, patient.id, slot.hospital_id):
+        raise DomainError("VISIT_CARD_REQUIRED")
+
+    repo.lock_person(s, patient.person_id)
+    rules.check_not_banned(local(now).date(), repo.ban_end(s, patient.person_id, local(now).date()))
+    existing = [rules.Visit(*r) for r in
+                repo.person_visits_near(s, patient.person_id, slot.visit_date, rules.limit_span(policy))]
+    rules.check_limits(existing, rules.Visit(slot.hospital_id, slot.department_id, slot.visit_date), policy)
+
+    if not repo.take_place(s, slot.session_id):
+        raise DomainError("SESSION_FULL")
+    try:
+        # No savepoint: any failure here aborts the whole unit of work, place taken above included.
+        return repo.insert_booking(s, dict(
+            serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=patient.id,
+            person_id=patient.person_id, slot_id=slot.slot_id, session_id=slot.session_id,
+            hospital_id=slot.hospital_id, department_id=slot.department_id, doctor_id=slot.doctor_id,
+            visit_date=slot.visit_date, period=slot.period, period_start=slot.slot_start,
+            period_end=slot.slot_end, seq=slot.seq, number_type=slot.number_type, fee=slot.fee,
+            insurance_type=insurance_type, status="booked", created_at=now,
+            rescheduled_from_id=rescheduled_from_id,
+        ))
+    except IntegrityError as e:
+        raise DomainError(_integrity_code(e)) from None
+
+
+def get_view(s: Session, account_id: int, booking_id: int):
+    row = repo.account_booking(s, account_id, booking_id)
+    if row is None:
+        raise DomainError("NOT_FOUND", "未找到该预约")
+    return row
+
+
+def deadline_of(row) -> datetime:
+    b = row.Booking
+    return rules.cancel_deadline(
+        b.visit_date, b.period_start,
+        rules.CancelPolicy(row.cancel_deadline_time, row.cancel_minutes_before))
+
+
+def _release(s: Session, now: datetime, row, new_status: str, reason: str) -> None:
+    b: Booking = row.Booking
+    if b.status != "booked":
+        raise DomainError("NOT_CANCELLABLE", f"该预约状态为“{STATUS_LABELS.get(b.status, b.status)}”，不能取消")
+    rules.check_cancellable(now, deadline_of(row))
+    # Conditional: of two concurrent cancels only one frees the place.
+    if not repo.set_status_if(s, b.id, ("booked",),
+                              dict(status=new_status, cancelled_at=now, cancel_reason=reason)):
+        raise DomainError("NOT_CANCELLABLE")
+    repo.free_place(s, b.session_id)
+
+
+def cancel(s: Session, now: datetime, account_id: int, booking_id: int, reason: str = "patient") -> None:
+    _release(s, now, get_view(s, account_id, booking_id), "cancelled", reason)
+
+
+def reschedule(
+    s: Session, now: datetime, account_id: int, booking_id: int, new_slot_id: int,
+    policy: rules.LimitPolicy = rules.LimitPolicy(),
+) -> int:
+    """Move a booking to another slot of the same doctor and number type, all or nothing (X3)."""
+    row = get_view(s, account_id, booking_id)
+    old: Booking = row.Booking
+    target = repo.slot_for_booking(s, new_slot_id)
+    if target is None:
+        raise DomainError("NOT_FOUND", "未找到该号源")
+    if old.doctor_id is None or target.doctor_id != old.doctor_id or target.number_type != old.number_type:
+        raise DomainError("RESCHEDULE_MISMATCH")
+    if target.slot_id == old.slot_id:
+        raise DomainError("RESCHEDULE_MISMATCH", "新号源与原预约相同")
+    _release(s, now, row, "rescheduled", "reschedule")
+    # Limits are checked with the old booking already gone; any failure rolls both changes back.
+    return book(s, now, account_id, new_slot_id, old.patient_id, old.insurance_type, policy,
+                rescheduled_from_id=old.id)
+
+
+STATUS_LABELS = {
+    "booked": "已预约", "checked_in": "已报到", "completed": "已就诊", "cancelled": "已取消",
+    "rescheduled": "已改约", "no_show": "爽约", "stopped": "停诊取消",
+}

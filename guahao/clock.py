@@ -1,0 +1,62 @@
+"""The one source of time. Domain code receives instants; it never asks the system."""
+
+import time
+from datetime import date, datetime, timezone
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+UTC = timezone.utc
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class StartedClock:
+    """Starts at a given instant and runs forward with real time (GUAHAO_NOW)."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=TZ)
+        self._start = start.astimezone(UTC)
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        from datetime import timedelta
+
+        return self._start + timedelta(seconds=time.monotonic() - self._t0)
+
+
+class FixedClock:
+    """A clock that moves only when told to; for scripts and pure tests."""
+
+    def __init__(self, at: datetime):
+        self.at = at if at.tzinfo else at.replace(tzinfo=TZ)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def clock_from_setting(now: str | None) -> Clock:
+    if not now:
+        return SystemClock()
+    return StartedClock(datetime.fromisoformat(now))
+
+
+def local(dt: datetime) -> datetime:
+    return dt.astimezone(TZ)
+
+
+def local_today(clock: Clock) -> date:
+    return local(clock.now()).date()
+
+
+def at_local(d: date, t) -> datetime:
+    """The instant of local date `d` at local time-of-day `t`, as UTC."""
+    return datetime.combine(d, t, tzinfo=TZ).astimezone(UTC)

@@ -1,0 +1,50 @@
+"""FastAPI dependencies as Annotated aliases: database, clock, current account.
+
+Writes open their transaction in the route (`with db.transaction() as s`) so the commit happens
+before the answer is sent; reads may use the ReadSession dependency.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from guahao.accounts.security import read_token
+from guahao.clock import Clock
+from guahao.db import Database
+from guahao.errors import DomainError
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def get_now(request: Request) -> datetime:
+    return request.app.state.clock.now()
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with request.app.state.db.reading() as s:
+        yield s
+
+
+def current_account_id(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> int:
+    if not token:
+        raise DomainError("UNAUTHORIZED")
+    claims = read_token(token, "account", request.app.state.clock.now())
+    return int(claims["sub"])
+
+
+DB = Annotated[Database, Depends(get_db)]
+Now = Annotated[datetime, Depends(get_now)]
+ReadSession = Annotated[Session, Depends(read_session)]
+AccountId = Annotated[int, Depends(current_account_id)]

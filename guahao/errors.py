@@ -1,0 +1,100 @@
+"""Errors carry a stable code, an HTTP status and a Chinese message; one handler renders them."""
+
+# code -> (HTTP status, default message)
+CODES: dict[str, tuple[int, str]] = {
+    "VALIDATION_ERROR": (422, "请求参数有误"),
+    "NOT_FOUND": (404, "未找到该对象"),
+    "UNAUTHORIZED": (401, "请先登录"),
+    "FORBIDDEN": (403, "无权进行此操作"),
+    "INVALID_CREDENTIALS": (401, "手机号或密码错误"),
+    "PHONE_TAKEN": (409, "该手机号已注册"),
+    "INVALID_PHONE": (422, "手机号格式不正确"),
+    "INVALID_ID_NUMBER": (422, "身份证号码不正确"),
+    "INVALID_NAME": (422, "姓名应为2–30个字符"),
+    "PATIENT_LIMIT": (409, "每个账号最多添加5位就诊人"),
+    "PATIENT_EXISTS": (409, "该就诊人已添加"),
+    "SELF_PATIENT_EXISTS": (409, "每个账号只能有一位本人就诊人"),
+    "SELF_PATIENT_REQUIRED": (409, "本人就诊人不能删除"),
+    "PATIENT_HAS_BOOKINGS": (409, "该就诊人还有未完成的预约，请先取消"),
+    "NOT_RELEASED": (409, "该号源尚未放号"),
+    "OUT_OF_WINDOW": (409, "该日期不在可预约范围内"),
+    "SLOT_TAKEN": (409, "该号已被预约，请选择其他号源"),
+    "SESSION_FULL": (409, "该出诊号源已约满"),
+    "SESSION_STOPPED": (409, "该出诊已停诊"),
+    "NOT_BOOKABLE_ONLINE": (409, "该号别不支持线上预约，请到医院窗口或电话预约"),
+    "VISIT_CARD_REQUIRED": (409, "该医院需要先绑定就诊卡"),
+    "DUPLICATE_DEPARTMENT_DAY": (409, "同一就诊人同一天在同一医院同一科室只能预约一次"),
+    "DAILY_LIMIT": (409, "同一就诊人同一就诊日最多预约2个号"),
+    "WEEKLY_LIMIT": (409, "同一就诊人任意连续7日内最多预约3个号"),
+    "QUARTER_LIMIT": (409, "同一就诊人任意连续90日内最多预约5个号"),
+    "BLACKLISTED": (403, "因爽约次数过多，暂停预约"),
+    "CANCEL_DEADLINE_PASSED": (409, "已过取消截止时间，不能在线取消"),
+    "NOT_CANCELLABLE": (409, "该预约当前状态不能取消"),
+    "RESCHEDULE_MISMATCH": (409, "改约只能改到同一医生、同一号别的其他号源"),
+    "IDEMPOTENCY_KEY_REUSED": (409, "同一幂等键已用于不同的请求"),
+    "RATE_LIMITED": (429, "操作过于频繁，请稍后再试"),
+    "SERVICE_UNAVAILABLE": (503, "服务暂时不可用，请稍后再试"),
+}
+
+
+class DomainError(Exception):
+    def __init__(self, code: str, message: str | None = None, **details):
+        status, default = CODES[code]
+        self.code = code
+        self.status = status
+        self.message = message or default
+        self.details = details
+        super().__init__(f"{code}: {self.message}")
+
+    def body(self) -> dict:
+        err = {"code": self.code, "message": self.message}
+        if self.details:
+            err["details"] = self.details
+        return {"error": err}
+
+
+def error_response(code: str, message: str | None = None, status: int | None = None, **details):
+    from fastapi.responses import JSONResponse
+
+    retry = details.pop("headers_retry", False)
+    e = DomainError(code, message, **details)
+    headers = {"Retry-After": "1"} if retry else None
+    return JSONResponse(e.body(), status_code=status or e.status, headers=headers)
+
+
+def install_handlers(app) -> None:
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import OperationalError, InterfaceError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError):
+        headers = {}
+        if exc.code == "UNAUTHORIZED" or exc.code == "INVALID_CREDENTIALS":
+            headers["WWW-Authenticate"] = "Bearer"
+        if "retry_after" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append({"field": loc, "message": e.get("msg", "")})
+        return error_response("VALIDATION_ERROR", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        by_status = {404: "NOT_FOUND", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 405: "VALIDATION_ERROR"}
+        code = by_status.get(exc.status_code, "VALIDATION_ERROR")
+        msg = {405: "不支持的请求方法"}.get(exc.status_code)
+        return error_response(code, msg, status=exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _db_down(request: Request, exc: Exception):
+        # The database is away (restart, killed connection): say so; the pool reconnects by itself.
+        return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-only-secret-change-me"
-DEV_DATA_KEY = "dev-only-data-key-change-me"
+DEV_SECRET = "dev-only-secret-change-me-not-for-production"
+DEV_DATA_KEY = "dev-only-data-key-change-me-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -33,9 +33,9 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets(self) -> "Settings":
         if self.environment not in ("development", "test"):
             if self.secret_key == DEV_SECRET or self.data_key == DEV_DATA_KEY:
-                raise ValueError(
-                    "GUAHAO_SECRET_KEY and GUAHAO_DATA_KEY must be set outside development"
-                )
+                raise ValueError("GUAHAO_SECRET_KEY and GUAHAO_DATA_KEY must be set outside development")
+            if len(self.secret_key) < 32 or len(self.data_key) < 32:
+                raise ValueError("GUAHAO_SECRET_KEY and GUAHAO_DATA_KEY need at least 32 characters")
         return self
 
 

@@ -17,8 +17,9 @@ def routers():
     from guahao.booking.api import router as booking
     from guahao.catalog.api import router as catalog
     from guahao.schedule.api import router as schedule
+    from guahao.staff.api import router as staff
 
-    return [accounts, catalog, schedule, booking]
+    return [accounts, catalog, schedule, booking, staff]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:

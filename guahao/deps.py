@@ -16,6 +16,7 @@ from guahao.accounts.security import read_token
 from guahao.clock import Clock
 from guahao.db import Database
 from guahao.errors import DomainError
+from guahao.staff.service import Staff, from_claims
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -48,3 +49,18 @@ DB = Annotated[Database, Depends(get_db)]
 Now = Annotated[datetime, Depends(get_now)]
 ReadSession = Annotated[Session, Depends(read_session)]
 AccountId = Annotated[int, Depends(current_account_id)]
+
+
+def current_staff(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Staff:
+    token = token or request.cookies.get("staff_token")
+    if not token:
+        raise DomainError("UNAUTHORIZED")
+    return from_claims(read_token(token, "staff", request.app.state.clock.now()))
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+ClientIp = Annotated[str | None, Depends(client_ip)]

@@ -1,7 +1,9 @@
 """Imports every feature's tables so the metadata (and Alembic) sees them all."""
 
 from guahao.accounts.models import Account, Ban, Patient, Person, VisitCard  # noqa: F401
+from guahao.audit.models import AuditEntry  # noqa: F401
 from guahao.booking.models import Booking, IdempotencyRecord  # noqa: F401
 from guahao.catalog.models import Department, Doctor, Hospital  # noqa: F401
 from guahao.db import Base  # noqa: F401
 from guahao.schedule.models import ClinicSession, Slot  # noqa: F401
+from guahao.staff.models import StaffUser  # noqa: F401

@@ -1,8 +1,8 @@
-"""foundation: accounts, catalog, schedule, bookings
+"""foundation
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 10:30:13.386227
+Create Date: 2026-11-29 10:33:24.761814
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,6 +29,24 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('phone_hash', name=op.f('uq_accounts_phone_hash'))
     )
+    op.create_table('audit_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', guahao.db.UTCDateTime(), nullable=False),
+    sa.Column('actor_type', sa.String(length=10), nullable=False),
+    sa.Column('actor_id', sa.String(length=50), nullable=False),
+    sa.Column('hospital_id', sa.Integer(), nullable=True),
+    sa.Column('action', sa.String(length=50), nullable=False),
+    sa.Column('target_type', sa.String(length=30), nullable=False),
+    sa.Column('target_id', sa.String(length=50), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
+    )
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_log_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_log_hospital_id'), ['hospital_id'], unique=False)
+        batch_op.create_index('ix_audit_log_target', ['target_type', 'target_id'], unique=False)
+
     op.create_table('hospitals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -184,6 +202,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_clinic_sessions_hospital_id'), ['hospital_id'], unique=False)
         batch_op.create_index('uq_clinic_sessions_doctor_day', ['doctor_id', 'visit_date', 'period', 'number_type'], unique=True)
 
+    op.create_table('staff_users',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=50), nullable=False),
+    sa.Column('display_name', sa.String(length=50), nullable=False),
+    sa.Column('password_hash', sa.String(length=200), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('hospital_id', sa.Integer(), nullable=True),
+    sa.Column('doctor_id', sa.Integer(), nullable=True),
+    sa.Column('is_active', sa.Boolean(), server_default=sa.text('(true)'), nullable=False),
+    sa.Column('created_at', guahao.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['doctor_id'], ['doctors.id'], name=op.f('fk_staff_users_doctor_id_doctors')),
+    sa.ForeignKeyConstraint(['hospital_id'], ['hospitals.id'], name=op.f('fk_staff_users_hospital_id_hospitals')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
+    sa.UniqueConstraint('username', name=op.f('uq_staff_users_username'))
+    )
     op.create_table('slots',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
@@ -253,6 +286,7 @@ def downgrade() -> None:
 
     op.drop_table('bookings')
     op.drop_table('slots')
+    op.drop_table('staff_users')
     with op.batch_alter_table('clinic_sessions', schema=None) as batch_op:
         batch_op.drop_index('uq_clinic_sessions_doctor_day')
         batch_op.drop_index(batch_op.f('ix_clinic_sessions_hospital_id'))
@@ -284,5 +318,11 @@ def downgrade() -> None:
     op.drop_table('persons')
     op.drop_table('idempotency_records')
     op.drop_table('hospitals')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_target')
+        batch_op.drop_index(batch_op.f('ix_audit_log_hospital_id'))
+        batch_op.drop_index(batch_op.f('ix_audit_log_at'))
+
+    op.drop_table('audit_log')
     op.drop_table('accounts')
     # ### end Alembic commands ###

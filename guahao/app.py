@@ -2,7 +2,10 @@
 
 import logging
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from guahao.clock import Clock, clock_from_setting
 from guahao.config import Settings, get_settings
@@ -10,6 +13,7 @@ from guahao.db import Database, make_database
 from guahao.errors import install_handlers
 
 log = logging.getLogger("guahao")
+STATIC = Path(__file__).parent / "web" / "static"
 
 
 def routers():
@@ -31,6 +35,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, clo
     app.state.db = db or make_database(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
     app.state.clock = clock or clock_from_setting(settings.now)
     install_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for r in routers():
         app.include_router(r)
 

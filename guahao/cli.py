@@ -60,8 +60,40 @@ def demo():
     with db.transaction() as s:
         if arepo.account_by_phone(s, DEMO_PHONE) is None:
             accounts.register(s, clock.now(), DEMO_PHONE, DEMO_PASSWORD, DEMO_NAME, DEMO_ID)
+    with db.transaction() as s:
+        staff_logins = _demo_staff(s, clock.now())
     typer.echo(f"demo: {created} hospitals created, {sessions} clinic sessions added (today {local_today(clock)})")
     typer.echo(f"demo patient login: {DEMO_PHONE} / {DEMO_PASSWORD}")
+    for role, username, hospital in staff_logins:
+        typer.echo(f"demo staff login ({role}{'，' + hospital if hospital else ''}): {username} / {DEMO_STAFF_PASSWORD}")
+
+
+DEMO_STAFF_PASSWORD = "staff1234"
+
+
+def _demo_staff(s, now) -> list[tuple[str, str, str]]:
+    """A platform admin, and an admin, a clerk and a doctor for each of the first two hospitals."""
+    from sqlalchemy import select
+
+    from guahao.catalog.models import Doctor, Hospital
+    from guahao.staff.models import StaffUser
+    from guahao.staff.rules import ROLE_LABELS, Role
+    from guahao.staff.service import create_staff
+
+    wanted = [(Role.PLATFORM_ADMIN, "admin", None, None)]
+    for n, h in enumerate(s.scalars(select(Hospital).order_by(Hospital.id).limit(2)), start=1):
+        doc = s.scalar(select(Doctor).where(Doctor.hospital_id == h.id).order_by(Doctor.id))
+        wanted += [(Role.HOSPITAL_ADMIN, f"h{n}-admin", h, None), (Role.CLERK, f"h{n}-clerk", h, None),
+                   (Role.DOCTOR, f"h{n}-doctor", h, doc)]
+    out = []
+    for role, username, h, doc in wanted:
+        if s.scalar(select(StaffUser.id).where(StaffUser.username == username)) is None:
+            name = f"{doc.name}医生" if doc else f"{ROLE_LABELS[role]}{username}"
+            create_staff(s, now, username, DEMO_STAFF_PASSWORD, role, name,
+                         h.id if h else None, doc.id if doc else None)
+        label = ROLE_LABELS[role] + (f"，{doc.name}" if doc else "")
+        out.append((label, username, h.name if h else ""))
+    return out
 
 
 @app.command()

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="guahao 预约挂号 platform", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="guahao 预约挂号 platform", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database migrations", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -111,9 +112,23 @@ def serve(
                 proxy_headers=True)
 
 
-def main():  # pragma: no cover
-    app()
+def main() -> int:
+    """Entry point: known failures become one clear line and a non-zero exit, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from guahao.errors import DomainError
+
+    try:
+        app()
+    except OperationalError as e:
+        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        typer.echo(f"数据库连接失败 / database unavailable: {first}", err=True)
+        return 3
+    except DomainError as e:
+        typer.echo(f"{e.code}: {e.message}", err=True)
+        return 2
+    return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     sys.exit(main())

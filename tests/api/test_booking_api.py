@@ -218,3 +218,32 @@ def test_other_accounts_objects_are_not_found(client, world, frozen):
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
     assert client.get(f"/api/v1/patients/{p1}", headers=h2).status_code == 404
     assert client.get("/api/v1/appointments").status_code == 401
+
+
+def test_quarter_limit_through_the_api(client, db, frozen):
+    """L4: with a 30-day window, 3 + 2 bookings in two weeks, the 6th within 90 days is refused."""
+    with db.transaction() as s:
+        h = f.hospital(s, window_days=30)
+        depts = [f.department(s, h, f"科室{i}") for i in range(6)]
+        days = [1, 2, 3, 8, 9, 10]
+        slots = [f.slot_ids(s, f.session(s, f.doctor(s, d), NOW.date() + timedelta(days=k)))[0]
+                 for d, k in zip(depts, days)]
+    hd, pid, _ = f.signup(client)
+    for sid in slots[:5]:
+        assert book(client, hd, sid, pid).status_code == 201
+    r = book(client, hd, slots[5], pid)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "QUARTER_LIMIT"
+    assert "90" in r.json()["error"]["message"]
+
+
+def test_stopped_session_and_offline_only_number_types(client, world, frozen):
+    from guahao.schedule.models import ClinicSession, Slot
+
+    h, pid, _ = f.signup(client)
+    a = world["slots"][(world["doc"], D1, "AM")][0]
+    b = world["slots"][(world["doc"], D1, "PM")][0]
+    with client.app.state.db.transaction() as s:
+        s.get(ClinicSession, s.get(Slot, a).session_id).status = "stopped"
+        s.get(ClinicSession, s.get(Slot, b).session_id).online_bookable = False
+    assert book(client, h, a, pid).json()["error"]["code"] == "SESSION_STOPPED"
+    assert book(client, h, b, pid).json()["error"]["code"] == "NOT_BOOKABLE_ONLINE"

@@ -109,5 +109,10 @@ def html_error(request: Request, code: str, message: str, status: int):
         response.delete_cookie(STAFF_COOKIE if request.url.path.startswith("/console") else ACCESS_COOKIE,
                                path="/")
         return response
-    base = "console/base.html" if request.url.path.startswith("/console") else "base.html"
-    return render(request, "error.html", status_code=status, code=code, message=message, layout=base)
+    if request.url.path.startswith("/console"):
+        from guahao.staff.rules import ROLE_LABELS
+
+        staff = getattr(request.state, "staff", None)
+        return render(request, "console/error.html", status_code=status, code=code, message=message, staff=staff,
+                      role_label=ROLE_LABELS.get(staff.role, "") if staff else "")
+    return render(request, "error.html", status_code=status, code=code, message=message)

@@ -107,13 +107,17 @@ def department_page(request: Request, department_id: int, db: DB, now: Now, day:
         dept = catalog.get_department(s, department_id)
         h = catalog.get_hospital(s, dept.hospital_id)
         parent = s.get(Department, dept.parent_id) if dept.parent_id else None
+        children = [] if parent else list(s.scalars(select(Department).where(Department.parent_id == dept.id)
+                                                     .order_by(Department.sort_order, Department.id)))
+        names = {d.id: d.name for d in children}
         strip = date_strip(h, now)
         rows = schedule.sessions_for(s, dept.id, strip[0], None, strip[-1])
     by_day: dict[date, list] = {d: [] for d in strip}
     for r in rows:
         if r.ClinicSession.visit_date in by_day:
             by_day[r.ClinicSession.visit_date].append(
-                session_view(r.ClinicSession, now, doctor_name=r.doctor_name, doctor_title=r.doctor_title))
+                session_view(r.ClinicSession, now, doctor_name=r.doctor_name, doctor_title=r.doctor_title,
+                             clinic=names.get(r.ClinicSession.department_id)))
     summary = {}
     for d, views in by_day.items():
         states = {v["state"] for v in views}
@@ -121,7 +125,7 @@ def department_page(request: Request, department_id: int, db: DB, now: Now, day:
                       else "约满" if "full" in states else "无号")
     if day not in by_day:
         day = next((d for d in strip if summary[d] == "有号"), strip[0])
-    return render(request, "patient/department.html", dept=dept, parent=parent, h=h, strip=strip,
+    return render(request, "patient/department.html", dept=dept, parent=parent, children=children, h=h, strip=strip,
                   summary=summary, day=day, sessions=by_day[day], now=now)
 
 

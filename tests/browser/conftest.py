@@ -193,7 +193,9 @@ def shot():
 
     def save(page, name: str, full_page: bool = True) -> Path:
         path = ARTIFACTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
+        # Sticky bars would be painted where the viewport was, mid-page, in a full-page capture.
+        page.screenshot(path=str(path), full_page=full_page,
+                        style=".topbar, .tabbar { position: static !important; }" if full_page else None)
         return path
 
     return save

@@ -19,3 +19,11 @@
     if (msg && !window.confirm(msg)) { e.preventDefault(); }
   });
 })();
+// Choosing a patient preselects that patient's usual insurance type.
+document.addEventListener("change", function (e) {
+  var ins = e.target.dataset && e.target.dataset.insurance;
+  if (e.target.name === "patient_id" && ins) {
+    var radio = document.querySelector('input[name="insurance_type"][value="' + ins + '"]');
+    if (radio) { radio.checked = true; }
+  }
+});

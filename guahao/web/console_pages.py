@@ -5,7 +5,7 @@ staff.rules.check_hospital, which answers 404 for another hospital's objects. Ev
 in the audit log inside the same transaction.
 """
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request

@@ -203,3 +203,54 @@ def test_stop_session_stops_its_bookings_and_clerk_cancels_on_behalf(client, wor
         assert dict(s.execute(select(Booking.session_id, Booking.status)).all()) == {
             world["cs"]: "stopped", world["cs2"]: "cancelled"}
         assert set(s.scalars(select(AuditEntry.action))) == {"account.register", "session.stop", "booking.cancel"}
+
+
+def test_platform_admin_lifts_a_ban_and_creates_a_hospital_admin(client, world, db):
+    from guahao.accounts.models import Ban, Person
+    from guahao.audit.models import AuditEntry
+
+    _, id_no = signup(client)
+    with db.transaction() as s:
+        create_staff(s, NOW, "platform", "staff1234", "platform_admin", "平台")
+        person = s.scalar(select(Person))
+        s.add(Ban(person_id=person.id, starts_on=D1 - timedelta(days=10), ends_on=D1 + timedelta(days=80),
+                  reason="一年内爽约3次", created_at=NOW))
+    client.cookies.clear()
+    tok = staff_login(client, "platform")
+    page = client.get("/console/bans").text
+    assert id_no[:6] + "********" + id_no[-4:] in page and id_no not in page
+    ban_id = int(re.search(r"/console/bans/(\d+)/lift", page).group(1))
+    assert client.post(f"/console/bans/{ban_id}/lift", data=dict(csrf_token=tok)).status_code == 200
+    r = client.post("/console/hospital-admins", follow_redirects=False, data=dict(
+        csrf_token=tok, hospital_id=world["b"], username="b-admin2", display_name="乙管理员", password="staff1234"))
+    assert r.status_code == 303
+    audit = client.get("/console/audit").text
+    assert "ban.lift" in audit and "staff.create" in audit
+    with db.reading() as s:
+        ban = s.get(Ban, ban_id)
+        assert ban.lifted_at is not None and ban.lifted_by == "platform"
+        assert s.scalar(select(AuditEntry.actor_id).where(AuditEntry.action == "ban.lift")) == "platform"
+    client.cookies.clear()
+    staff_login(client, "b-admin2")
+    assert client.get(f"/console/hospitals/{world['b']}").status_code == 200
+    assert client.get(f"/console/hospitals/{world['a']}").status_code == 404
+
+
+def test_patient_binds_a_visit_card_and_browses_doctor_and_hospital(client, world):
+    signup(client)
+    page = client.get("/patients").text
+    pid = int(re.search(r"/patients/(\d+)/cards", page).group(1))
+    tok = client.cookies.get("csrf_token")
+    r = client.post(f"/patients/{pid}/cards", data=dict(hospital_id=world["a"], card_number="AB12345",
+                                                        csrf_token=tok))
+    assert r.status_code == 200 and "AB12345" in r.text
+    r = client.post(f"/patients/{pid}/cards", data=dict(hospital_id=world["a"], card_number="#",
+                                                        csrf_token=tok))
+    assert r.status_code == 422 and "就诊卡号应为4–40位字母或数字" in r.text
+    assert client.post(f"/patients/{pid}/remove", data=dict(csrf_token=tok)).status_code == 409
+    doctor = client.get(f"/doctors/{world['doc']}").text
+    assert "主任医师" in doctor and f"/sessions/{world['cs']}/book" in doctor
+    hospital = client.get(f"/hospitals/{world['a']}").text
+    assert "小儿内科" in hospital and "每日 07:00" in hospital and "就诊前一日 15:00 前可在线取消" in hospital
+    home = client.get("/?department=小儿").text
+    assert "王牌科室" in home and "甲医院" in home and "乙医院" not in home

@@ -231,9 +231,10 @@ def _slip(request, db, now, account_id, booking_id, status_code=200, **extra):
 
 
 @router.get("/appointments/{booking_id}")
-def slip(request: Request, booking_id: int, db: DB, now: Now, booked: int = 0, moved: int = 0):
+def slip(request: Request, booking_id: int, db: DB, now: Now, booked: int = 0, moved: int = 0,
+         cancelled: int = 0):
     account_id = require_account(request)
-    return _slip(request, db, now, account_id, booking_id, booked=booked, moved=moved)
+    return _slip(request, db, now, account_id, booking_id, booked=booked, moved=moved, cancelled=cancelled)
 
 
 @router.post("/appointments/{booking_id}/cancel")
@@ -245,7 +246,7 @@ def cancel(request: Request, booking_id: int, db: DB, now: Now, csrf_token: F = 
             booking.cancel(s, now, account_id, booking_id)
     except DomainError as e:
         return _slip(request, db, now, account_id, booking_id, status_code=e.status, cancel_error=e.message)
-    return redirect(f"/appointments/{booking_id}")
+    return redirect(f"/appointments/{booking_id}?cancelled=1")
 
 
 def _reschedule_page(request, db, now, account_id, booking_id, status_code=200, **extra):

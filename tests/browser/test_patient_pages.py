@@ -106,6 +106,8 @@ def test_signup_child_flagship_book_slip_reschedule_cancel(phone_page, live_serv
     page.get_by_test_id("appointment").filter(has_text="已预约").click()
     page.get_by_role("button", name="取消预约").click()
     expect(page.get_by_test_id("status")).to_have_text("已取消")
+    expect(page.get_by_text("已取消预约，号源已释放")).to_be_visible()
+    expect(page.locator(".qr svg")).to_have_count(0)  # a void slip offers no check-in code
     shot(page, "patient-09-cancelled")
 
 

@@ -12,8 +12,8 @@ from guahao.audit.service import record
 from guahao.catalog.models import Hospital
 from guahao.deps import DB, ClientIp, Now
 from guahao.errors import DomainError
-from guahao.web.pagekit import (ACCESS_COOKIE, check_csrf, redirect, render, require_account, safe_next,
-                                set_cookie)
+from guahao.web.pagekit import (ACCESS_COOKIE, MAX_ID, Id, check_csrf, redirect, render, require_account,
+                                safe_next, set_cookie)
 
 router = APIRouter(include_in_schema=False)
 F = Annotated[str, Form()]
@@ -123,7 +123,7 @@ def add_patient(request: Request, db: DB, now: Now, ip: ClientIp, name: F = "", 
 
 
 @router.post("/patients/{patient_id}/remove")
-def remove_patient(request: Request, patient_id: int, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+def remove_patient(request: Request, patient_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
     account_id = require_account(request)
     check_csrf(request, csrf_token)
     try:
@@ -137,8 +137,8 @@ def remove_patient(request: Request, patient_id: int, db: DB, now: Now, ip: Clie
 
 
 @router.post("/patients/{patient_id}/cards")
-def bind_card(request: Request, patient_id: int, db: DB, now: Now, ip: ClientIp, hospital_id: Annotated[int, Form()] = 0,
-              card_number: F = "", csrf_token: F = ""):
+def bind_card(request: Request, patient_id: Id, db: DB, now: Now, ip: ClientIp,
+              hospital_id: Annotated[int, Form(ge=0, le=MAX_ID)] = 0, card_number: F = "", csrf_token: F = ""):
     account_id = require_account(request)
     check_csrf(request, csrf_token)
     try:

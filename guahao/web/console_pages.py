@@ -32,11 +32,11 @@ from guahao.staff import service as staff_service
 from guahao.staff.models import StaffUser
 from guahao.staff.rules import ROLE_LABELS, Role, check_hospital, check_role
 from guahao.staff.service import Staff
-from guahao.web.pagekit import STAFF_COOKIE, check_csrf, redirect, render, safe_next, set_cookie
+from guahao.web.pagekit import MAX_ID, Id, STAFF_COOKIE, check_csrf, redirect, render, safe_next, set_cookie
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 F = Annotated[str, Form()]
-IntF = Annotated[int, Form()]
+IntF = Annotated[int, Form(ge=0, le=MAX_ID)]
 Q = Annotated[str, Query(max_length=50)]
 
 ADMINS = (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN)
@@ -174,7 +174,7 @@ def bans(request: Request, db: DB, now: Now):
 
 
 @router.post("/bans/{ban_id}/lift")
-def lift_ban(request: Request, ban_id: int, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+def lift_ban(request: Request, ban_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
     st = staff_of(request, Role.PLATFORM_ADMIN)
     check_csrf(request, csrf_token)
     with db.transaction() as s:
@@ -208,7 +208,7 @@ def _settings_page(request, db, now, st, hospital_id, status_code=200, **extra):
 
 
 @router.get("/hospitals/{hospital_id}")
-def hospital(request: Request, hospital_id: int, db: DB, now: Now, saved: int = 0):
+def hospital(request: Request, hospital_id: Id, db: DB, now: Now, saved: int = 0):
     st = staff_of(request, *ADMINS)
     return _settings_page(request, db, now, st, hospital_id, saved=saved)
 
@@ -228,7 +228,7 @@ def _int(value: str, label: str) -> int:
 
 
 @router.post("/hospitals/{hospital_id}/settings")
-def save_settings(request: Request, hospital_id: int, db: DB, now: Now, ip: ClientIp, release_time: F = "",
+def save_settings(request: Request, hospital_id: Id, db: DB, now: Now, ip: ClientIp, release_time: F = "",
                   window_days: F = "", same_day_booking: F = "", cancel_deadline_time: F = "",
                   cancel_minutes_before: F = "", checkin_lead_minutes: F = "", reminder_time: F = "",
                   requires_visit_card: F = "", csrf_token: F = ""):
@@ -266,13 +266,13 @@ def _departments_page(request, db, st, hospital_id, status_code=200, **extra):
 
 
 @router.get("/hospitals/{hospital_id}/departments")
-def departments(request: Request, hospital_id: int, db: DB):
+def departments(request: Request, hospital_id: Id, db: DB):
     st = staff_of(request, *ADMINS)
     return _departments_page(request, db, st, hospital_id)
 
 
 @router.post("/hospitals/{hospital_id}/departments")
-def add_department(request: Request, hospital_id: int, db: DB, now: Now, ip: ClientIp, name: F = "",
+def add_department(request: Request, hospital_id: Id, db: DB, now: Now, ip: ClientIp, name: F = "",
                    parent_id: F = "", location: F = "", is_flagship: F = "", csrf_token: F = ""):
     st = staff_of(request, *ADMINS)
     check_csrf(request, csrf_token)
@@ -303,13 +303,13 @@ def _doctors_page(request, db, st, hospital_id, status_code=200, **extra):
 
 
 @router.get("/hospitals/{hospital_id}/doctors")
-def doctors(request: Request, hospital_id: int, db: DB):
+def doctors(request: Request, hospital_id: Id, db: DB):
     st = staff_of(request, *ADMINS)
     return _doctors_page(request, db, st, hospital_id)
 
 
 @router.post("/hospitals/{hospital_id}/doctors")
-def add_doctor(request: Request, hospital_id: int, db: DB, now: Now, ip: ClientIp, name: F = "",
+def add_doctor(request: Request, hospital_id: Id, db: DB, now: Now, ip: ClientIp, name: F = "",
                department_id: IntF = 0, title: F = "", specialties: F = "", years: F = "0", csrf_token: F = ""):
     st = staff_of(request, *ADMINS)
     check_csrf(request, csrf_token)
@@ -342,13 +342,13 @@ def _sessions_page(request, db, now, st, hospital_id, day: date | None, status_c
 
 
 @router.get("/hospitals/{hospital_id}/sessions")
-def sessions(request: Request, hospital_id: int, db: DB, now: Now, day: date | None = None):
+def sessions(request: Request, hospital_id: Id, db: DB, now: Now, day: date | None = None):
     st = staff_of(request, *ADMINS)
     return _sessions_page(request, db, now, st, hospital_id, day)
 
 
 @router.post("/sessions/{session_id}/stop")
-def stop_session(request: Request, session_id: int, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+def stop_session(request: Request, session_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
     st = staff_of(request, *ADMINS)
     check_csrf(request, csrf_token)
     with db.reading() as s:
@@ -411,13 +411,13 @@ def _booking_detail(request, db, now, st, booking_id, status_code=200, **extra):
 
 
 @router.get("/bookings/{booking_id}")
-def booking_detail(request: Request, booking_id: int, db: DB, now: Now):
+def booking_detail(request: Request, booking_id: Id, db: DB, now: Now):
     st = staff_of(request, *DESK)
     return _booking_detail(request, db, now, st, booking_id)
 
 
 @router.post("/bookings/{booking_id}/cancel")
-def cancel_on_behalf(request: Request, booking_id: int, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+def cancel_on_behalf(request: Request, booking_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
     st = staff_of(request, *DESK)
     check_csrf(request, csrf_token)
     try:

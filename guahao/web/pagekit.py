@@ -10,12 +10,18 @@ import hmac
 import secrets
 from urllib.parse import quote
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Path, Request
 from fastapi.responses import RedirectResponse
 
 from guahao.accounts.security import read_token
 from guahao.errors import DomainError
 from guahao.web.templating import templates
+
+MAX_ID = 2**31 - 1
+# Path ids bounded like the API's: a larger number would overflow PostgreSQL's integer columns.
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 CSRF_COOKIE = "csrf_token"
 ACCESS_COOKIE = "access_token"

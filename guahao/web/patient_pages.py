@@ -25,11 +25,11 @@ from guahao.errors import DomainError
 from guahao.release.rules import ReleasePolicy, bookable_dates
 from guahao.schedule import service as schedule
 from guahao.schedule.models import ClinicSession, Slot
-from guahao.web.pagekit import account_id_or_none, check_csrf, redirect, render, require_account
+from guahao.web.pagekit import MAX_ID, Id, account_id_or_none, check_csrf, redirect, render, require_account
 
 router = APIRouter(include_in_schema=False)
 F = Annotated[str, Form()]
-IntF = Annotated[int, Form()]
+IntF = Annotated[int, Form(ge=0, le=MAX_ID)]
 Text = Annotated[str, Query(max_length=50)]
 
 # A session with this many places or fewer left is flagged 号源紧张 (display only).
@@ -85,7 +85,7 @@ def home(request: Request, db: DB, q: Text = "", district: Text = "", department
 
 
 @router.get("/hospitals/{hospital_id}")
-def hospital_page(request: Request, hospital_id: int, db: DB, now: Now):
+def hospital_page(request: Request, hospital_id: Id, db: DB, now: Now):
     account_id_or_none(request)
     with db.reading() as s:
         h = catalog.get_hospital(s, hospital_id)
@@ -101,7 +101,7 @@ def hospital_page(request: Request, hospital_id: int, db: DB, now: Now):
 
 
 @router.get("/departments/{department_id}")
-def department_page(request: Request, department_id: int, db: DB, now: Now, day: date | None = None):
+def department_page(request: Request, department_id: Id, db: DB, now: Now, day: date | None = None):
     account_id_or_none(request)
     with db.reading() as s:
         dept = catalog.get_department(s, department_id)
@@ -130,7 +130,7 @@ def department_page(request: Request, department_id: int, db: DB, now: Now, day:
 
 
 @router.get("/doctors/{doctor_id}")
-def doctor_page(request: Request, doctor_id: int, db: DB, now: Now):
+def doctor_page(request: Request, doctor_id: Id, db: DB, now: Now):
     account_id_or_none(request)
     with db.reading() as s:
         doc = catalog.get_doctor(s, doctor_id)
@@ -177,13 +177,13 @@ def _book_page(request, db, now, account_id, session_id, status_code=200, **extr
 
 
 @router.get("/sessions/{session_id}/book")
-def book_page(request: Request, session_id: int, db: DB, now: Now):
+def book_page(request: Request, session_id: Id, db: DB, now: Now):
     account_id = require_account(request)
     return _book_page(request, db, now, account_id, session_id)
 
 
 @router.post("/sessions/{session_id}/book")
-def book(request: Request, session_id: int, db: DB, now: Now, slot_id: IntF = 0, patient_id: IntF = 0,
+def book(request: Request, session_id: Id, db: DB, now: Now, slot_id: IntF = 0, patient_id: IntF = 0,
          insurance_type: F = "self_pay", csrf_token: F = ""):
     account_id = require_account(request)
     check_csrf(request, csrf_token)
@@ -231,14 +231,14 @@ def _slip(request, db, now, account_id, booking_id, status_code=200, **extra):
 
 
 @router.get("/appointments/{booking_id}")
-def slip(request: Request, booking_id: int, db: DB, now: Now, booked: int = 0, moved: int = 0,
+def slip(request: Request, booking_id: Id, db: DB, now: Now, booked: int = 0, moved: int = 0,
          cancelled: int = 0):
     account_id = require_account(request)
     return _slip(request, db, now, account_id, booking_id, booked=booked, moved=moved, cancelled=cancelled)
 
 
 @router.post("/appointments/{booking_id}/cancel")
-def cancel(request: Request, booking_id: int, db: DB, now: Now, csrf_token: F = ""):
+def cancel(request: Request, booking_id: Id, db: DB, now: Now, csrf_token: F = ""):
     account_id = require_account(request)
     check_csrf(request, csrf_token)
     try:
@@ -269,13 +269,13 @@ def _reschedule_page(request, db, now, account_id, booking_id, status_code=200, 
 
 
 @router.get("/appointments/{booking_id}/reschedule")
-def reschedule_page(request: Request, booking_id: int, db: DB, now: Now):
+def reschedule_page(request: Request, booking_id: Id, db: DB, now: Now):
     account_id = require_account(request)
     return _reschedule_page(request, db, now, account_id, booking_id)
 
 
 @router.post("/appointments/{booking_id}/reschedule")
-def reschedule(request: Request, booking_id: int, db: DB, now: Now, slot_id: IntF = 0, csrf_token: F = ""):
+def reschedule(request: Request, booking_id: Id, db: DB, now: Now, slot_id: IntF = 0, csrf_token: F = ""):
     account_id = require_account(request)
     check_csrf(request, csrf_token)
     try:

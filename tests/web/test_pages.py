@@ -254,3 +254,15 @@ def test_patient_binds_a_visit_card_and_browses_doctor_and_hospital(client, worl
     assert "小儿内科" in hospital and "每日 07:00" in hospital and "就诊前一日 15:00 前可在线取消" in hospital
     home = client.get("/?department=小儿").text
     assert "王牌科室" in home and "甲医院" in home and "乙医院" not in home
+
+
+def test_huge_or_malformed_ids_answer_pages_not_server_errors(client, world):
+    signup(client)
+    for path in ("/departments/99999999999999999999", "/hospitals/abc", "/doctors/0",
+                 "/appointments/4294967296", "/sessions/99999999999/book"):
+        r = client.get(path)
+        assert r.status_code in (404, 422), path
+        assert "text/html" in r.headers["content-type"]
+    r = client.post(f"/sessions/{world['cs']}/book", data=dict(slot_id="99999999999", patient_id="1",
+                                                               csrf_token=client.cookies.get("csrf_token")))
+    assert r.status_code == 422

@@ -6,7 +6,8 @@ clock passed to create_app (time-machine cannot reach a server thread reliably).
 worked), which turns the skip into a failure. Each test saves screenshots under test-artifacts/.
 
 Fixtures for other features' browser tests: `live_server` (url, clock, db, seeded ids in `.world`),
-`browser`, `phone_page` (390×844), `desktop_page`, `shot(page, name)`, `login_patient`, `login_staff`.
+`browser`, `phone_page` (390×844), `desktop_page`, `shot(page, name)`, `signup_patient`, `login_staff`,
+and `server_clock(dt)` to move the shared server's clock for one test (restored afterwards).
 """
 
 import os
@@ -199,6 +200,16 @@ def shot():
         return path
 
     return save
+
+
+@pytest.fixture
+def server_clock(live_server):
+    """Set the server's clock for this test: `server_clock(datetime(..., tzinfo=TZ))`."""
+    def move(at: datetime) -> None:
+        live_server.clock.at = at
+
+    yield move
+    live_server.clock.at = NOW
 
 
 @pytest.fixture

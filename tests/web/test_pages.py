@@ -266,3 +266,19 @@ def test_huge_or_malformed_ids_answer_pages_not_server_errors(client, world):
     r = client.post(f"/sessions/{world['cs']}/book", data=dict(slot_id="99999999999", patient_id="1",
                                                                csrf_token=client.cookies.get("csrf_token")))
     assert r.status_code == 422
+
+
+def test_after_the_cancel_deadline_the_slip_says_so_and_cancel_is_refused(client, world, frozen):
+    signup(client)
+    page = client.get(f"/sessions/{world['cs']}/book").text
+    assert "2026-12-01 15:00" in page  # X1: 15:00 the day before
+    patient_id = int(re.search(r'name="patient_id" value="(\d+)"', page).group(1))
+    tok = client.cookies.get("csrf_token")
+    loc = client.post(f"/sessions/{world['cs']}/book", follow_redirects=False, data=dict(
+        slot_id=world["slots"][0], patient_id=patient_id, insurance_type="local", csrf_token=tok)).headers["location"]
+    bid = int(re.search(r"/appointments/(\d+)", loc).group(1))
+    frozen.move_to(f.local_dt(2026, 12, 1, 15, 0))
+    slip = client.get(f"/appointments/{bid}").text
+    assert "已过截止时间，不能在线取消" in slip and "取消预约</button>" not in slip
+    r = client.post(f"/appointments/{bid}/cancel", data=dict(csrf_token=tok))
+    assert r.status_code == 409 and "取消截止时间为2026-12-01 15:00，已过，不能在线取消" in r.text

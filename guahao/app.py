@@ -22,8 +22,11 @@ def routers():
     from guahao.catalog.api import router as catalog
     from guahao.schedule.api import router as schedule
     from guahao.staff.api import router as staff
+    from guahao.web.account_pages import router as account_pages
+    from guahao.web.console_pages import router as console_pages
+    from guahao.web.patient_pages import router as patient_pages
 
-    return [accounts, catalog, schedule, booking, staff]
+    return [accounts, catalog, schedule, booking, staff, account_pages, patient_pages, console_pages]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:

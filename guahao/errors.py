@@ -69,8 +69,18 @@ def install_handlers(app) -> None:
     from sqlalchemy.exc import OperationalError, InterfaceError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    def _page(request: Request):
+        # Server-rendered pages answer errors as HTML (or a login redirect); the API keeps its JSON.
+        from guahao.web.pagekit import is_page
+
+        return is_page(request)
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
+        if _page(request):
+            from guahao.web.pagekit import html_error
+
+            return html_error(request, exc.code, exc.message, exc.status)
         headers = {}
         if exc.code == "UNAUTHORIZED" or exc.code == "INVALID_CREDENTIALS":
             headers["WWW-Authenticate"] = "Bearer"
@@ -80,6 +90,10 @@ def install_handlers(app) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
+        if _page(request):
+            from guahao.web.pagekit import html_error
+
+            return html_error(request, "VALIDATION_ERROR", "填写的内容有误，请返回检查后重试", 422)
         problems = []
         for e in exc.errors():
             loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
@@ -91,6 +105,10 @@ def install_handlers(app) -> None:
         by_status = {404: "NOT_FOUND", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 405: "VALIDATION_ERROR"}
         code = by_status.get(exc.status_code, "VALIDATION_ERROR")
         msg = {405: "不支持的请求方法"}.get(exc.status_code)
+        if _page(request):
+            from guahao.web.pagekit import html_error
+
+            return html_error(request, code, msg or CODES[code][1], exc.status_code)
         return error_response(code, msg, status=exc.status_code)
 
     @app.exception_handler(OperationalError)

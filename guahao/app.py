@@ -23,7 +23,14 @@ def routers():
     from guahao.schedule.api import router as schedule
     from guahao.staff.api import router as staff
 
-    return [accounts, catalog, schedule, booking, staff]
+    from guahao.attendance.api import router as attendance
+    from guahao.notifications.api import router as notifications
+    from guahao.release.api import router as release
+    from guahao.schedule.staff_api import router as schedule_staff
+    from guahao.waitlist.api import router as waitlist
+
+    return [accounts, catalog, schedule, booking, staff,
+            release, schedule_staff, waitlist, notifications, attendance]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:

@@ -56,7 +56,7 @@ def demo():
     with db.transaction() as s:
         created = load_catalog(s)
     with db.transaction() as s:
-        sessions = generate_sessions(s, local_today(clock))
+        sessions = generate_sessions(s, local_today(clock), now=clock.now())
     with db.transaction() as s:
         if arepo.account_by_phone(s, DEMO_PHONE) is None:
             accounts.register(s, clock.now(), DEMO_PHONE, DEMO_PASSWORD, DEMO_NAME, DEMO_ID)
@@ -101,14 +101,26 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="server processes (production: 2 per core)")] = 1,
+    with_worker: Annotated[bool, typer.Option(help="also run the background jobs in this process")] = False,
 ):
     """Serve the platform (API at /api/v1, docs at /docs)."""
     import uvicorn
 
     _settings()
+    if with_worker:
+        from guahao.clock import clock_from_setting
+        from guahao.worker.runner import start_background
+
+        start_background(_database(), clock_from_setting(_settings().now))
+        typer.echo("background worker running in-process (docs/worker.md)")
     typer.echo(f"guahao serving at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run("guahao.asgi:app", host=host, port=port, workers=workers, log_level="info",
                 proxy_headers=True)
+
+
+from guahao.worker.cli import register as _register_clockwork  # noqa: E402
+
+_register_clockwork(app)
 
 
 def main():  # pragma: no cover

@@ -1,0 +1,19 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from guahao.db import Base, UTCDateTime
+
+
+class BanGrant(Base):
+    """Which no-show tier of which calendar year has produced a ban (N2): at most one ban per tier."""
+
+    __tablename__ = "ban_grants"
+    __table_args__ = (UniqueConstraint("person_id", "year", "strikes"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    strikes: Mapped[int] = mapped_column(Integer)
+    ban_id: Mapped[int] = mapped_column(ForeignKey("bans.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -24,8 +24,9 @@ N = Notification.__table__
 def insert_ignoring(s: Session, table, values: dict, key: str) -> bool:
     """INSERT … ON CONFLICT (key) DO NOTHING on both databases; True when a row was written."""
     ins = pg_insert(table) if s.bind.dialect.name == "postgresql" else sqlite_insert(table)
-    res = s.execute(ins.values(**values).on_conflict_do_nothing(index_elements=[key]))
-    return res.rowcount == 1
+    # RETURNING, not rowcount: psycopg reports no reliable rowcount for ON CONFLICT DO NOTHING.
+    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    return s.execute(stmt).first() is not None
 
 
 def enqueue(s: Session, now: datetime, key: str, kind: str, phone: str, body: str, account_id: int | None = None,

@@ -1,8 +1,10 @@
 """Expiry of unpaid bookings (M1): the hook for prepayment.
 
-Bookings on this branch carry no payment state. When billing introduces the `pending_payment` status (a
-booking that holds its place while the patient pays), this job expires those older than 15 minutes:
-status `expired`, place freed, the waitlist served. It is real and tested against rows in that status."""
+Bookings on this branch carry no payment state. When billing introduces a prepayment status (a booking
+that holds its place while the patient pays), this job expires those older than 15 minutes: status
+`expired`, place freed, the waitlist served. It is real and tested against rows in that status.
+`bookings.status` is VARCHAR(12) on the foundation schema, so "pending_payment" (15 characters) fits only
+if billing widens the column; "unpaid" fits as is. Both names are honoured."""
 
 from datetime import datetime, timedelta
 
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session
 from guahao.booking.models import Booking
 from guahao.booking.repository import free_place
 
-PENDING = "pending_payment"
+PENDING = ("unpaid", "pending_payment")
 PAY_WITHIN = timedelta(minutes=15)
 
 
@@ -20,10 +22,10 @@ def expire_unpaid(s: Session, now: datetime, pay_within: timedelta = PAY_WITHIN)
     from guahao.waitlist.service import fill_session
 
     rows = s.execute(select(Booking.id, Booking.session_id).where(
-        Booking.status == PENDING, Booking.created_at <= now - pay_within).order_by(Booking.id)).all()
+        Booking.status.in_(PENDING), Booking.created_at <= now - pay_within).order_by(Booking.id)).all()
     n = 0
     for bid, session_id in rows:
-        res = s.execute(update(Booking).where(Booking.id == bid, Booking.status == PENDING).values(
+        res = s.execute(update(Booking).where(Booking.id == bid, Booking.status.in_(PENDING)).values(
             status="expired", cancelled_at=now, cancel_reason="unpaid"))
         if res.rowcount == 1:
             free_place(s, session_id)

@@ -13,6 +13,13 @@ from enum import StrEnum
 import chinese_calendar
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("calendar: %s", message)
 
 
 class DayKind(StrEnum):
@@ -85,7 +92,7 @@ def is_workday(d: date, overrides: dict[date, bool] | None = None) -> bool:
     platform = {k: Override(v) for k, v in (overrides or {}).items()}
     info = day_info(d, platform)
     if info.warning:
-        log.warning("calendar: %s", info.warning)
+        warn_once(info.warning)
     return info.kind in (DayKind.WORKDAY, DayKind.MAKEUP)
 
 

@@ -198,3 +198,19 @@ def stop_session(s: Session, now: datetime, session: ClinicSession, actor: str, 
     return ids
 
 
+
+
+def generate_windows(s: Session, now: datetime, extra_days: int = 1) -> int:
+    """The worker keeps every hospital's booking window filled from its templates: as each day passes,
+    the new last day of the window (plus `extra_days`, so sessions exist before their release instant)
+    gets its sessions. Hospitals are locked one at a time so concurrent workers do not collide."""
+    today = local(now).date()
+    ids = list(s.scalars(select(ScheduleTemplate.hospital_id).where(ScheduleTemplate.active).distinct()))
+    made = 0
+    for hid in sorted(ids):
+        h = s.get(Hospital, hid, with_for_update=True)
+        r = generate(s, now, h, today + timedelta(days=1), today + timedelta(days=h.window_days + extra_days))
+        for w in r.warnings:
+            calendar.warn_once(w)
+        made += r.sessions
+    return made

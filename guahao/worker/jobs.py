@@ -18,6 +18,12 @@ class Job:
     run: Callable  # (session, now) -> int
 
 
+def _windows(s, now):
+    from guahao.schedule.planning import generate_windows
+
+    return generate_windows(s, now)
+
+
 def _no_shows(s, now):
     from guahao.attendance.service import sweep_no_shows
 
@@ -56,6 +62,7 @@ def _dispatch(s, now, sender=None):
 
 
 JOBS: tuple[Job, ...] = (
+    Job("generate_sessions", 600, _windows),
     Job("expire_unpaid", 30, _unpaid),
     Job("waitlist_fill", 30, _waitlist),
     Job("no_show_sweep", 60, _no_shows),

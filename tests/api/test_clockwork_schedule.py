@@ -223,3 +223,16 @@ def test_templates_validation_and_scope(client, db, hosp):
         assert client.delete(f"/api/v1/staff/templates/{t['id']}", headers=hdr).status_code == 204
         assert client.get(f"/api/v1/staff/hospitals/{hosp['h']}/templates", headers=hdr).json() == []
         assert client.get(f"/api/v1/staff/hospitals/{hosp['h']}/templates").status_code == 401
+
+
+def test_worker_keeps_the_window_filled_from_templates(client, db, hosp):
+    from guahao.worker.jobs import JOBS, run_job
+
+    job = next(j for j in JOBS if j.name == "generate_sessions")
+    with time_machine.travel(f.local_dt(2026, 12, 1, 9, 0), tick=False):
+        hdr = staff_headers(client, hospital_id=hosp["h"])
+        _template(client, hdr, hosp["doc"], 3)  # Thursdays
+    assert run_job(db, job, f.local_dt(2026, 12, 1, 9, 0)) == 1  # window 12-02..12-09 (+1): Thu 12-03
+    assert run_job(db, job, f.local_dt(2026, 12, 1, 9, 10)) == 0
+    assert run_job(db, job, f.local_dt(2026, 12, 3, 9, 0)) == 1  # now 12-10 is reached: Thu 12-10
+    assert sorted(k[0] for k in _sessions(db, hosp["doc"])) == [date(2026, 12, 3), date(2026, 12, 10)]

@@ -4,9 +4,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from guahao.accounts.rules import InsuranceType
-from guahao.deps import DB, AccountId, Now, ReadSession
+from guahao.accounts.rules import InsuranceType, mask_name
+from guahao.deps import DB, AccountId, CurrentStaff, Now, ReadSession
+from guahao.errors import DomainError
 from guahao.schedule.models import ClinicSession
+from guahao.staff.rules import Role, check_hospital, check_role
 from guahao.waitlist import service
 
 router = APIRouter(prefix="/api/v1", tags=["waitlist"])
@@ -61,3 +63,31 @@ def one(entry_id: Id, account_id: AccountId, s: ReadSession):
 def leave(entry_id: Id, account_id: AccountId, db: DB, now: Now):
     with db.transaction() as s:
         return _out(s, service.leave(s, now, account_id, entry_id))
+
+
+class StaffWaitlistOut(BaseModel):
+    id: int
+    status: str
+    place: int | None
+    patient: str  # masked name (A6)
+    phone: str  # masked
+    created_at: datetime
+    booking_id: int | None
+    last_skip_reason: str | None
+
+
+@router.get("/staff/sessions/{session_id}/waitlist", response_model=list[StaffWaitlistOut],
+            tags=["staff: schedules"])
+def staff_queue(session_id: Id, staff: CurrentStaff, s: ReadSession):
+    cs = s.get(ClinicSession, session_id)
+    if cs is None:
+        raise DomainError("NOT_FOUND", "未找到该出诊")
+    check_role(staff.role, (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN, Role.CLERK))
+    check_hospital(staff.role, staff.hospital_id, cs.hospital_id)
+    out, place = [], 0
+    for e, name, phone in service.session_queue(s, session_id):
+        place += e.status == "waiting"
+        out.append(StaffWaitlistOut(id=e.id, status=e.status, place=place if e.status == "waiting" else None,
+                                    patient=mask_name(name), phone=phone, created_at=e.created_at,
+                                    booking_id=e.booking_id, last_skip_reason=e.last_skip_reason))
+    return out

@@ -149,3 +149,12 @@ def close_past(s: Session, now: datetime) -> int:
     past = select(ClinicSession.id).where(ClinicSession.visit_date < today)
     return s.execute(update(W).where(W.c.status == "waiting", W.c.session_id.in_(past))
                      .values(status="closed", ended_at=now)).rowcount
+
+
+def session_queue(s: Session, session_id: int):
+    """A session's waitlist for staff: entries with the patient's name (masked by the caller)."""
+    from guahao.accounts.models import Patient
+
+    return s.execute(select(WaitlistEntry, Patient.name, Patient.phone_masked)
+                     .join(Patient, Patient.id == WaitlistEntry.patient_id)
+                     .where(WaitlistEntry.session_id == session_id).order_by(WaitlistEntry.id)).all()

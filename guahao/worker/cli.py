@@ -230,6 +230,21 @@ def outbox_list(limit: int = 20, kind: Optional[str] = None, hospital_id: Option
             typer.echo(f"{n.id}\t{local(n.created_at):%Y-%m-%d %H:%M}\t{n.kind}\t{n.phone_masked}\t{n.status}\t{body}")
 
 
+@schedule_app.command("waitlist")
+def waitlist_show(session_id: int):
+    """A session's waitlist in order (names and phones masked)."""
+    from guahao.accounts.rules import mask_name
+    from guahao.waitlist.service import session_queue
+
+    db, _ = _env()
+    with db.reading() as s:
+        place = 0
+        for e, name, phone in session_queue(s, session_id):
+            place += e.status == "waiting"
+            typer.echo(f"{e.id}\t{place if e.status == 'waiting' else '-'}\t{e.status}\t{mask_name(name)}\t{phone}"
+                       f"\t{e.last_skip_reason or ''}")
+
+
 @bans_app.command("list")
 def bans_list():
     from guahao.attendance import service

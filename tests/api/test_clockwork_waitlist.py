@@ -85,6 +85,10 @@ def test_cancel_gives_the_slot_to_the_first_eligible_waiting_person(client, db, 
         assert entries[first[1]].status == "waiting" and entries[first[1]].last_skip_reason == "BLACKLISTED"
         assert entries[third[1]].status == "waiting"
     assert client.get(f"/api/v1/waitlist/{entries[third[1]].id}", headers=third[0]).json()["place"] == 2
+    from tests.clockwork_helpers import staff_headers
+    q = client.get(f"/api/v1/staff/sessions/{full['cs']}/waitlist", headers=staff_headers(client, "clerk", full["h"]))
+    assert [(e["status"], e["place"]) for e in q.json()] == [("waiting", 1), ("filled", None), ("waiting", 2)]
+    assert all("*" in e["patient"] and "****" in e["phone"] for e in q.json())
     msgs = outbox(db, "waitlist_filled")
     assert len(msgs) == 1 and msgs[0].booking_id == mine[0]["id"] and "候补成功" in msgs[0].body
     # No place stays free while an eligible person waits: the session is full again.

@@ -1,13 +1,12 @@
 """Release settings, templates and the generator, calendar overrides, 停诊 — on SQLite and PostgreSQL."""
 
-from datetime import date, time
+from datetime import date
 
 import pytest
 import time_machine
 from sqlalchemy import select
 
 from guahao.audit.models import AuditEntry
-from guahao.booking.models import Booking
 from guahao.schedule import hooks
 from guahao.schedule.models import ClinicSession, Slot
 from tests import factories as f

@@ -13,6 +13,7 @@ from guahao.catalog.models import Department, Doctor, Hospital
 from guahao.clock import at_local
 from guahao.release.rules import ReleasePolicy
 from guahao.schedule import planning
+from guahao.schedule.calendar import warn_once
 from guahao.schedule.models import ScheduleTemplate
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "beijing_hospitals.csv"
@@ -166,5 +167,7 @@ def generate_sessions(s: Session, today: date, days_before: int = 1, extra_days:
     for h in list(s.scalars(select(Hospital).order_by(Hospital.id))):
         r = planning.generate(s, now, h, today - timedelta(days=days_before),
                               today + timedelta(days=h.window_days + extra_days))
+        for w in r.warnings:
+            warn_once(w)
         total += r.sessions
     return total

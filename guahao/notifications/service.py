@@ -121,6 +121,9 @@ def dispatch(s: Session, now: datetime, sender: Sender | None = None, limit: int
                 n.status = "failed"
             continue
         n.status, n.sent_at, n.sender, n.error = "sent", now, sender.name, None
+        if n.kind == "sms_code" and sender.name != "outbox":
+            # Delivered to the phone: the digits need not stay in our database.
+            n.body = "（验证码已发送）"
         sent += 1
     s.flush()
     return sent

@@ -219,14 +219,16 @@ def calendar_set(day: str, workday: Annotated[bool, typer.Option("--workday/--ho
 
 
 @outbox_app.command("list")
-def outbox_list(limit: int = 20, kind: Optional[str] = None, hospital_id: Optional[int] = None):
+def outbox_list(limit: int = 20, kind: Optional[str] = None, hospital_id: Optional[int] = None,
+                show_codes: Annotated[bool, typer.Option(help="show SMS code digits (development only)")] = False):
     from guahao.clock import local
     from guahao.notifications import service
 
     db, _ = _env()
     with db.reading() as s:
         for n in service.outbox(s, hospital_id, kind, limit):
-            body = "（验证码短信，内容不显示）" if n.kind == "sms_code" else n.body
+            hide = n.kind == "sms_code" and not show_codes
+            body = "（验证码短信，内容不显示）" if hide else n.body
             typer.echo(f"{n.id}\t{local(n.created_at):%Y-%m-%d %H:%M}\t{n.kind}\t{n.phone_masked}\t{n.status}\t{body}")
 
 

@@ -97,6 +97,12 @@ def test_sms_adapter_signs_and_reports_refusals(db, client, booked):
     assert r.headers["X-Signature"] == sender.signature(r.content)
     assert r.headers["Idempotency-Key"] == json.loads(r.content)["out_id"]
     assert {n.sender for n in outbox(db)} == {"sms"}
+    # A code delivered by SMS does not keep its digits in the outbox.
+    with db.transaction() as s:
+        from guahao.notifications.codes import request_code
+        request_code(s, f.local_dt(2026, 12, 1, 10, 2), "13912340000", "signup")
+        assert dispatch(s, f.local_dt(2026, 12, 1, 10, 2), sender) == 1
+    assert outbox(db, "sms_code")[0].body == "（验证码已发送）"
     bad = HttpSmsSender("https://x.invalid", "ak", "sk",
                         client=httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(500))))
     with pytest.raises(SendError):

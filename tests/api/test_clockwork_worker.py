@@ -113,3 +113,22 @@ def test_unpaid_bookings_expire_after_15_minutes_and_free_the_place(client, db):
         e = s.scalar(select(WaitlistEntry))
         assert e.status == "filled" and s.get(Booking, e.booking_id).status == "booked"
     assert [n.booking_id for n in outbox(db, "waitlist_filled")] == [e.booking_id]
+
+
+def test_in_process_scheduler_runs_the_jobs(client, db):
+    """`guahao serve --with-worker`: the APScheduler background thread runs every job at once on start."""
+    import time
+
+    from guahao.clock import FixedClock
+    from guahao.worker.runner import start_background
+
+    n = _world(db, client, n_sessions=1, per_session=2)
+    sched = start_background(db, FixedClock(f.local_dt(2026, 12, 2, 18, 0, 30)))
+    try:
+        for _ in range(100):
+            if len(outbox(db, "reminder")) == n:
+                break
+            time.sleep(0.1)
+    finally:
+        sched.shutdown(wait=True)
+    assert len(outbox(db, "reminder")) == n

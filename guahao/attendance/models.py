@@ -1,9 +1,14 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from guahao.booking.models import Booking
 from guahao.db import Base, UTCDateTime
+
+# The no-show sweep and the reminder job look for `booked` bookings by visit date; without this index both
+# would scan every booking ever made, every minute.
+Index("ix_bookings_status_visit_date", Booking.status, Booking.visit_date)
 
 
 class BanGrant(Base):

@@ -21,9 +21,10 @@ B = Booking.__table__
 
 
 def sweep_no_shows(s: Session, now: datetime, policy: rules.NoShowPolicy = rules.NoShowPolicy(),
-                   lookback_days: int = 7) -> tuple[int, int]:
+                   lookback_days: int = 400) -> tuple[int, int]:
     """Mark every `booked` booking whose check-in has closed as `no_show`, then grant the bans owed.
-    Returns (no-shows marked, bans granted). Safe to run any number of times, in several workers."""
+    Returns (no-shows marked, bans granted). Safe to run any number of times, in several workers; a worker
+    that was down for months catches up (the look-back spans more than a calendar year)."""
     today = local(now).date()
     candidates = s.execute(
         select(Booking.id, Booking.person_id, Booking.visit_date, ClinicSession.ends_at)

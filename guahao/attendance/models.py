@@ -9,6 +9,9 @@ from guahao.db import Base, UTCDateTime
 # The no-show sweep and the reminder job look for `booked` bookings by visit date; without this index both
 # would scan every booking ever made, every minute.
 Index("ix_bookings_status_visit_date", Booking.status, Booking.visit_date)
+# The confirmation/cancellation notices job looks at the last two days' bookings and cancellations.
+Index("ix_bookings_created_at", Booking.created_at)
+Index("ix_bookings_cancelled_at", Booking.cancelled_at)
 
 
 class BanGrant(Base):

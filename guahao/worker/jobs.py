@@ -55,10 +55,17 @@ def _notices(s, now):
     return booking_notices(s, now)
 
 
-def _dispatch(s, now, sender=None):
+_senders: list = []
+
+
+def _dispatch(s, now):
+    from guahao.config import get_settings
+    from guahao.notifications.senders import sender_from_settings
     from guahao.notifications.service import dispatch
 
-    return dispatch(s, now, sender)
+    if not _senders:  # one sender (and its HTTP connection pool) per worker process
+        _senders.append(sender_from_settings(get_settings()))
+    return dispatch(s, now, _senders[0])
 
 
 JOBS: tuple[Job, ...] = (

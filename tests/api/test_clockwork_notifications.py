@@ -187,3 +187,12 @@ def test_codes_not_sent_to_phones_that_would_reveal_registration(client, db):
         f.signup(client)
 
 
+
+
+def test_sender_follows_the_settings():
+    from guahao.config import Settings
+    from guahao.notifications.senders import OutboxSender, sender_from_settings
+
+    assert isinstance(sender_from_settings(Settings()), OutboxSender)
+    sms = sender_from_settings(Settings(sms_endpoint="https://sms.example.invalid", sms_access_key="a", sms_secret="b"))
+    assert isinstance(sms, HttpSmsSender) and sms.endpoint == "https://sms.example.invalid"

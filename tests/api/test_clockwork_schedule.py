@@ -105,6 +105,9 @@ def test_release_settings_move_unreleased_sessions_only(client, db, hosp):
         assert r.json()["sessions_moved"] == 1 and r.json()["platform_defaults"]["window_days"] == 7
         assert client.put(f"/api/v1/staff/hospitals/{hosp['h']}/release-settings", headers=hdr,
                           json=dict(window_days=91)).status_code == 422
+        got = client.get(f"/api/v1/staff/hospitals/{hosp['h']}/release-settings", headers=hdr).json()
+        assert (got["release_time"], got["window_days"], got["reminder_time"]) == ("08:30:00", 14, "19:00:00")
+        assert got["cancel_deadline_time"] == "15:00:00" and got["cancel_minutes_before"] is None
     with db.reading() as s:
         assert s.get(ClinicSession, early_id).release_at == f.local_dt(2026, 11, 26, 7, 0)
         assert s.get(ClinicSession, late_id).release_at == f.local_dt(2026, 11, 26, 8, 30)

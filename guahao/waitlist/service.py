@@ -6,7 +6,7 @@ safety net: the earliest waiting person who still passes the limits is booked at
 from datetime import datetime
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from guahao.booking import repository as brepo
@@ -114,6 +114,11 @@ def fill_session(s: Session, now: datetime, session_id: int,
             with s.begin_nested():
                 bid = booking.book(s, now, entry.account_id, slot_id, entry.patient_id, entry.insurance_type,
                                    policy)
+        except OperationalError:
+            # PostgreSQL chose this statement as a deadlock victim (the waiter was booking elsewhere at that
+            # instant, taking the locks in the other order). The savepoint is rolled back, the cancel
+            # itself stands, and the worker's fill job serves this place moments later.
+            break
         except DomainError as e:
             if e.code in ("SESSION_STOPPED", "NOT_RELEASED", "OUT_OF_WINDOW", "NOT_BOOKABLE_ONLINE"):
                 break  # nobody can be booked into this session now

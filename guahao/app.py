@@ -26,7 +26,15 @@ def routers():
     from guahao.web.console_pages import router as console_pages
     from guahao.web.patient_pages import router as patient_pages
 
-    return [accounts, catalog, schedule, booking, staff, account_pages, patient_pages, console_pages]
+    from guahao.attendance.api import router as attendance
+    from guahao.notifications.api import router as notifications
+    from guahao.release.api import router as release
+    from guahao.schedule.staff_api import router as schedule_staff
+    from guahao.waitlist.api import router as waitlist
+
+    return [accounts, catalog, schedule, booking, staff,
+            release, schedule_staff, waitlist, notifications, attendance,
+            account_pages, patient_pages, console_pages]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:

@@ -16,7 +16,6 @@ DEMO_PASSWORD = "demo1234"
 DEMO_NAME = "张三"
 DEMO_ID = "11010519491231002X"
 
-
 def _settings():
     from guahao.config import get_settings
 
@@ -26,13 +25,11 @@ def _settings():
         typer.echo(f"配置错误 / settings error: {e}", err=True)
         raise typer.Exit(2) from None
 
-
 def _database():
     from guahao.db import make_database
 
     s = _settings()
     return make_database(s.database_url)
-
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head"):
@@ -42,7 +39,6 @@ def db_upgrade(revision: str = "head"):
     db = _database()
     upgrade(db.engine, revision)
     typer.echo(f"database at {revision}: {db.engine.url.render_as_string(hide_password=True)}")
-
 
 @app.command()
 def demo():
@@ -57,7 +53,7 @@ def demo():
     with db.transaction() as s:
         created = load_catalog(s)
     with db.transaction() as s:
-        sessions = generate_sessions(s, local_today(clock))
+        sessions = generate_sessions(s, local_today(clock), now=clock.now())
     with db.transaction() as s:
         if arepo.account_by_phone(s, DEMO_PHONE) is None:
             accounts.register(s, clock.now(), DEMO_PHONE, DEMO_PASSWORD, DEMO_NAME, DEMO_ID)
@@ -68,9 +64,7 @@ def demo():
     for role, username, hospital in staff_logins:
         typer.echo(f"demo staff login ({role}{'，' + hospital if hospital else ''}): {username} / {DEMO_STAFF_PASSWORD}")
 
-
 DEMO_STAFF_PASSWORD = "staff1234"
-
 
 def _demo_staff(s, now) -> list[tuple[str, str, str]]:
     """A platform admin, and an admin, a clerk and a doctor for each of the first two hospitals."""
@@ -96,21 +90,30 @@ def _demo_staff(s, now) -> list[tuple[str, str, str]]:
         out.append((label, username, h.name if h else ""))
     return out
 
-
 @app.command()
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="server processes (production: 2 per core)")] = 1,
+    with_worker: Annotated[bool, typer.Option(help="also run the background jobs in this process")] = False,
 ):
     """Serve the platform (API at /api/v1, docs at /docs)."""
     import uvicorn
 
     _settings()
+    if with_worker:
+        from guahao.clock import clock_from_setting
+        from guahao.worker.runner import start_background
+
+        start_background(_database(), clock_from_setting(_settings().now))
+        typer.echo("background worker running in-process (docs/worker.md)")
     typer.echo(f"guahao serving at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run("guahao.asgi:app", host=host, port=port, workers=workers, log_level="info",
                 proxy_headers=True)
 
+from guahao.worker.cli import register as _register_clockwork  # noqa: E402
+
+_register_clockwork(app)
 
 def main() -> int:
     """Entry point: known failures become one clear line and a non-zero exit, not a traceback."""
@@ -128,7 +131,6 @@ def main() -> int:
         typer.echo(f"{e.code}: {e.message}", err=True)
         return 2
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

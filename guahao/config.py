@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19 * 1024
     # ISO datetime: the server clock starts there and runs forward (demos, acceptance runs).
     now: str | None = None
+    # A1: sign-up demands an SMS code (POST /api/v1/sms-codes) when true; off in development and tests.
+    require_sms_code: bool = False
+    # Production SMS provider (notifications/senders.py); unset: messages stay in the outbox table.
+    sms_endpoint: str | None = None
+    sms_access_key: str | None = None
+    sms_secret: str | None = None
     db_pool_size: int = 4
     db_max_overflow: int = 4
 

@@ -33,6 +33,12 @@ CODES: dict[str, tuple[int, str]] = {
     "RESCHEDULE_MISMATCH": (409, "改约只能改到同一医生、同一号别的其他号源"),
     "IDEMPOTENCY_KEY_REUSED": (409, "同一幂等键已用于不同的请求"),
     "RATE_LIMITED": (429, "操作过于频繁，请稍后再试"),
+    "SMS_CODE_INVALID": (422, "验证码不正确"),
+    "SMS_CODE_EXPIRED": (422, "验证码已失效，请重新获取"),
+    "SMS_CODE_REQUIRED": (422, "请输入短信验证码"),
+    "WAITLIST_NOT_FULL": (409, "该出诊尚有号源，请直接预约"),
+    "WAITLIST_ALREADY_JOINED": (409, "该就诊人已在此出诊的候补队列中"),
+    "WAITLIST_ALREADY_BOOKED": (409, "该就诊人已预约此出诊，无需候补"),
     "SERVICE_UNAVAILABLE": (503, "服务暂时不可用，请稍后再试"),
 }
 

@@ -7,3 +7,7 @@ from guahao.catalog.models import Department, Doctor, Hospital  # noqa: F401
 from guahao.db import Base  # noqa: F401
 from guahao.schedule.models import ClinicSession, Slot  # noqa: F401
 from guahao.staff.models import StaffUser  # noqa: F401
+from guahao.attendance.models import BanGrant  # noqa: F401,E402
+from guahao.notifications.models import Notification, SmsCode  # noqa: F401,E402
+from guahao.schedule.models import CalendarOverride, ScheduleTemplate  # noqa: F401,E402
+from guahao.waitlist.models import WaitlistEntry  # noqa: F401,E402

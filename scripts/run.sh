@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/guahao db upgrade
 .venv/bin/guahao demo
-exec .venv/bin/guahao serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
+exec .venv/bin/guahao serve --with-worker --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
@@ -22,7 +22,11 @@ def patient_out(p: Patient, person: Person, cards=()) -> PatientOut:
 
 
 @router.post("/accounts", status_code=201, response_model=AccountOut)
-def create_account(body: AccountIn, db: DB, now: Now):
+def create_account(body: AccountIn, request: Request, db: DB, now: Now):
+    if request.app.state.settings.require_sms_code:
+        from guahao.notifications.codes import confirm_code
+
+        confirm_code(db, now, body.phone, "signup", body.sms_code)
     with db.transaction() as s:
         account = service.register(s, now, body.phone, body.password, body.name, body.id_number)
         self_id = s.scalar(select(Patient.id).where(Patient.account_id == account.id))

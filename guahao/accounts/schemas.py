@@ -11,6 +11,8 @@ class AccountIn(BaseModel):
     password: str = Field(min_length=1, max_length=64)
     name: str = Field(max_length=60, examples=["张三"])
     id_number: str = Field(max_length=30, examples=["11010519491231002X"])
+    # A1: required when GUAHAO_REQUIRE_SMS_CODE is true (get one from POST /api/v1/sms-codes).
+    sms_code: str | None = Field(default=None, max_length=6)
 
 
 class AccountOut(BaseModel):

@@ -102,7 +102,18 @@ def _release(s: Session, now: datetime, row, new_status: str, reason: str) -> No
 
 
 def cancel(s: Session, now: datetime, account_id: int, booking_id: int, reason: str = "patient") -> None:
-    _release(s, now, get_view(s, account_id, booking_id), "cancelled", reason)
+    row = get_view(s, account_id, booking_id)
+    _release(s, now, row, "cancelled", reason)
+    _give_to_waitlist(s, now, row.Booking.session_id)
+
+
+# --- waitlist hand-off (W1, clockwork) ---------------------------------------------------------------------
+def _give_to_waitlist(s: Session, now: datetime, session_id: int) -> None:
+    """A freed place goes to the first eligible waiting person in this same transaction."""
+    from guahao.waitlist.service import fill_session
+
+    fill_session(s, now, session_id)
+# --- end waitlist hand-off -------------------------------------------------------------------------------
 
 
 def reschedule(
@@ -121,8 +132,10 @@ def reschedule(
         raise DomainError("RESCHEDULE_MISMATCH", "新号源与原预约相同")
     _release(s, now, row, "rescheduled", "reschedule")
     # Limits are checked with the old booking already gone; any failure rolls both changes back.
-    return book(s, now, account_id, new_slot_id, old.patient_id, old.insurance_type, policy,
-                rescheduled_from_id=old.id)
+    new_id = book(s, now, account_id, new_slot_id, old.patient_id, old.insurance_type, policy,
+                  rescheduled_from_id=old.id)
+    _give_to_waitlist(s, now, old.session_id)
+    return new_id
 
 
 STATUS_LABELS = {

@@ -3,17 +3,18 @@ and clinic sessions for the booking window around the clock's today. Idempotent.
 
 import csv
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from guahao.catalog.models import Department, Doctor, Hospital
-from guahao.release.rules import ReleasePolicy, release_instant
-from guahao.schedule.calendar import is_workday
-from guahao.schedule.models import ClinicSession, Slot
-from guahao.schedule.rules import PERIODS, slot_periods
+from guahao.clock import at_local
+from guahao.release.rules import ReleasePolicy
+from guahao.schedule import planning
+from guahao.schedule.calendar import warn_once
+from guahao.schedule.models import ScheduleTemplate
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "beijing_hospitals.csv"
 DEMO = "（演示数据）"
@@ -131,53 +132,42 @@ def _number_type(doc: Doctor, flagship: bool) -> str:
 
 
 def weekly_pattern(doc: Doctor) -> list[tuple[int, str]]:
-    """Demo weekday × half-day pattern of a doctor, stable across runs."""
+    """Demo weekday × half-day pattern of a doctor (Monday–Friday), stable across runs."""
     rng = random.Random(f"{doc.hospital_id}:{doc.name}:{doc.department_id}")
-    cells = [(wd, p) for wd in range(6) for p in ("AM", "PM")]
+    cells = [(wd, p) for wd in range(5) for p in ("AM", "PM")]
     return sorted(rng.sample(cells, rng.choice([3, 4, 5])))
 
 
-def generate_sessions(s: Session, today: date, days_before: int = 1, extra_days: int = 1) -> int:
-    """Sessions and slots for every demo doctor from today−days_before to today+window+extra_days."""
-    hospitals = {h.id: h for h in s.scalars(select(Hospital))}
+def ensure_templates(s: Session, now: datetime) -> int:
+    """Each demo doctor's weekly pattern as schedule templates (C2); doctors that have some keep them."""
     flag = {d.id: d.is_flagship for d in s.scalars(select(Department))}
-    doctors = list(s.scalars(select(Doctor).order_by(Doctor.id)))
-    horizon = max((h.window_days for h in hospitals.values()), default=7) + extra_days
-    start, end = today - timedelta(days=days_before), today + timedelta(days=horizon)
-    have = set(s.execute(select(ClinicSession.doctor_id, ClinicSession.visit_date, ClinicSession.period)
-                         .where(ClinicSession.visit_date.between(start, end))).all())
+    have = set(s.scalars(select(ScheduleTemplate.doctor_id).distinct()))
     rows = []
-    for doc in doctors:
-        h = hospitals[doc.hospital_id]
-        policy = ReleasePolicy(h.release_time, h.window_days, h.same_day_booking)
-        last = today + timedelta(days=h.window_days + extra_days)
-        pattern = weekly_pattern(doc)
+    for doc in s.scalars(select(Doctor).where(Doctor.is_demo).order_by(Doctor.id)):
+        if doc.id in have:
+            continue
         ntype = _number_type(doc, flag.get(doc.department_id, False))
         fee = FEES.get((doc.title, ntype), FEES["普通号"])
-        d = start
-        while d <= last:
-            if is_workday(d):
-                # Make-up Saturdays follow the pattern of the weekday they stand in for (Monday).
-                wd = d.weekday() if d.weekday() < 5 else 0
-                for pwd, period in pattern:
-                    if pwd == wd and (doc.id, d, period) not in have:
-                        st, en = PERIODS[period]
-                        rows.append(dict(hospital_id=h.id, department_id=doc.department_id, doctor_id=doc.id,
-                                         visit_date=d, period=period, starts_at=st, ends_at=en,
-                                         number_type=ntype, fee=fee, capacity=CAPACITY[ntype], booked=0,
-                                         status="open", online_bookable=True,
-                                         release_at=release_instant(d, policy)))
-            d += timedelta(days=1)
-    if not rows:
-        return 0
-    s.execute(insert(ClinicSession), rows)
-    keys = [(r["doctor_id"], r["visit_date"], r["period"]) for r in rows]
-    created = s.execute(select(ClinicSession.id, ClinicSession.starts_at, ClinicSession.ends_at,
-                               ClinicSession.capacity)
-                        .where(ClinicSession.visit_date.between(start, end),
-                               ClinicSession.id.not_in(select(Slot.session_id).distinct()))).all()
-    slot_rows = [dict(session_id=cid, seq=seq, starts_at=a, ends_at=b)
-                 for cid, st, en, cap in created for seq, a, b in slot_periods(st, en, cap)]
-    for i in range(0, len(slot_rows), 5000):
-        s.execute(insert(Slot), slot_rows[i:i + 5000])
-    return len(keys)
+        for wd, period in weekly_pattern(doc):
+            rows.append(dict(hospital_id=doc.hospital_id, department_id=doc.department_id, doctor_id=doc.id,
+                             weekday=wd, period=period, number_type=ntype, capacity=CAPACITY[ntype], fee=fee,
+                             online_bookable=True, active=True, created_at=now))
+    for i in range(0, len(rows), 5000):
+        s.execute(insert(ScheduleTemplate), rows[i:i + 5000])
+    return len(rows)
+
+
+def generate_sessions(s: Session, today: date, days_before: int = 1, extra_days: int = 1,
+                      now: datetime | None = None) -> int:
+    """Sessions and slots from the templates, by the same generator staff use, for every hospital from
+    today−days_before to today+window+extra_days (holidays skipped, make-up workdays included)."""
+    now = now or at_local(today, time(0, 0))
+    ensure_templates(s, now)
+    total = 0
+    for h in list(s.scalars(select(Hospital).order_by(Hospital.id))):
+        r = planning.generate(s, now, h, today - timedelta(days=days_before),
+                              today + timedelta(days=h.window_days + extra_days))
+        for w in r.warnings:
+            warn_once(w)
+        total += r.sessions
+    return total

@@ -56,22 +56,3 @@ def session_state(session: ClinicSession, now: datetime) -> str:
         return "full"
     return "available"
 
-
-def stop_session(s: Session, now: datetime, session_id: int) -> int:
-    """停诊 (C3): the session closes and its active bookings become `stopped` (full refund per X2).
-
-    Returns how many bookings were stopped. Notifying the patients belongs to the notification outbox.
-    """
-    from sqlalchemy import update
-
-    cs = s.get(ClinicSession, session_id, with_for_update=True)
-    if cs is None:
-        raise DomainError("NOT_FOUND", "未找到该出诊")
-    if cs.status == "stopped":
-        raise DomainError("SESSION_STOPPED")
-    res = s.execute(update(Booking).where(Booking.session_id == cs.id, Booking.status.in_(("booked", "checked_in")))
-                    .values(status="stopped", cancelled_at=now, cancel_reason="session_stopped"))
-    cs.status = "stopped"
-    cs.booked = max(0, cs.booked - res.rowcount)
-    s.flush()
-    return res.rowcount

@@ -25,6 +25,7 @@ from guahao.catalog.models import Department, Doctor, Hospital
 from guahao.clock import local
 from guahao.deps import DB, ClientIp, Now, current_staff
 from guahao.errors import DomainError
+from guahao.schedule import planning
 from guahao.schedule import service as schedule
 from guahao.schedule.models import ClinicSession
 from guahao.schedule.rules import TITLES
@@ -359,9 +360,9 @@ def stop_session(request: Request, session_id: Id, db: DB, now: Now, ip: ClientI
         hospital_id, day = cs.hospital_id, cs.visit_date
     try:
         with db.transaction() as s:
-            n = schedule.stop_session(s, now, session_id)
-            _audit(s, now, st, "session.stop", "clinic_session", session_id, {"bookings_stopped": n},
-                   hospital_id, ip)
+            # The same 停诊 as the staff API: bookings stopped, patients notified, refunds, audit.
+            planning.stop_session(s, now, s.get(ClinicSession, session_id, with_for_update=True),
+                                  st.username, "医生停诊", ip)
     except DomainError as e:
         return _sessions_page(request, db, now, st, hospital_id, day, e.status, error=e.message)
     return redirect(f"/console/hospitals/{hospital_id}/sessions?day={day.isoformat()}")

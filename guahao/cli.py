@@ -1,6 +1,5 @@
 """The `guahao` command: database, demo data, server."""
 
-import os
 import sys
 from typing import Annotated
 

@@ -1,17 +1,13 @@
-"""Hospital administration from the staff console: hospitals, release settings, departments, doctors.
+"""Hospital administration from the staff console: hospitals, departments, doctors (release settings live
+in guahao.release.service).
 Never commits; the console route owns the transaction and records the audit entry."""
 
-from dataclasses import dataclass
-from datetime import datetime, time
-
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guahao.catalog.models import Department, Doctor, Hospital
 from guahao.catalog.service import get_hospital
 from guahao.errors import DomainError
-from guahao.release.rules import ReleasePolicy, release_instant
-from guahao.schedule.models import ClinicSession
 from guahao.schedule.rules import TITLES
 
 
@@ -31,52 +27,6 @@ def create_hospital(s: Session, name: str, grade: str, district: str, address: s
     s.add(h)
     s.flush()
     return h
-
-
-@dataclass(frozen=True)
-class HospitalSettings:
-    release_time: time
-    window_days: int
-    same_day_booking: bool
-    cancel_deadline_time: time
-    cancel_minutes_before: int | None
-    checkin_lead_minutes: int
-    reminder_time: time
-    requires_visit_card: bool
-
-
-def check_settings(st: HospitalSettings) -> None:
-    if not 1 <= st.window_days <= 90:
-        raise DomainError("VALIDATION_ERROR", "预约周期应为1–90天")
-    if st.cancel_minutes_before is not None and not 0 <= st.cancel_minutes_before <= 24 * 60:
-        raise DomainError("VALIDATION_ERROR", "就诊前取消分钟数应为0–1440")
-    if not 0 <= st.checkin_lead_minutes <= 240:
-        raise DomainError("VALIDATION_ERROR", "提前报到分钟数应为0–240")
-
-
-def update_settings(s: Session, now: datetime, hospital_id: int, st: HospitalSettings) -> dict:
-    """Apply new release/cancel/check-in settings; returns the changed fields as {name: [old, new]}.
-
-    Sessions not yet released get their release instant recomputed (R1), so a changed release time or
-    window applies to them; released sessions stay open.
-    """
-    check_settings(st)
-    h = get_hospital(s, hospital_id)
-    changed = {}
-    for k, v in st.__dict__.items():
-        old = getattr(h, k)
-        if old != v:
-            changed[k] = [str(old), str(v)]
-            setattr(h, k, v)
-    if {"release_time", "window_days"} & changed.keys():
-        policy = ReleasePolicy(h.release_time, h.window_days, h.same_day_booking)
-        pending = s.execute(select(ClinicSession.id, ClinicSession.visit_date).where(
-            ClinicSession.hospital_id == h.id, ClinicSession.release_at > now)).all()
-        for sid, visit_date in pending:
-            s.execute(update(ClinicSession).where(ClinicSession.id == sid)
-                      .values(release_at=max(release_instant(visit_date, policy), now)))
-    s.flush()
-    return changed
 
 
 def add_department(s: Session, hospital_id: int, name: str, parent_id: int | None, location: str,

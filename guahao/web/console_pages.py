@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from sqlalchemy import func, select
 
-from guahao.accounts import bans as bans_service
+from guahao.attendance import service as bans_service
 from guahao.accounts.models import Patient, Person
 from guahao.audit.models import AuditEntry
 from guahao.audit.service import record
@@ -25,6 +25,7 @@ from guahao.catalog.models import Department, Doctor, Hospital
 from guahao.clock import local
 from guahao.deps import DB, ClientIp, Now, current_staff
 from guahao.errors import DomainError
+from guahao.release import service as release
 from guahao.schedule import planning
 from guahao.schedule import service as schedule
 from guahao.schedule.models import ClinicSession
@@ -175,13 +176,18 @@ def bans(request: Request, db: DB, now: Now):
 
 
 @router.post("/bans/{ban_id}/lift")
-def lift_ban(request: Request, ban_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+def lift_ban(request: Request, ban_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = "", reason: F = ""):
     st = staff_of(request, Role.PLATFORM_ADMIN)
     check_csrf(request, csrf_token)
-    with db.transaction() as s:
-        ban = bans_service.lift_ban(s, now, ban_id, st.username)
-        _audit(s, now, st, "ban.lift", "ban", ban.id, {"person_id": ban.person_id, "ends_on": str(ban.ends_on)},
-               ip=ip)
+    try:
+        with db.transaction() as s:
+            bans_service.lift_ban(s, now, ban_id, st.username, reason, ip)  # audited there
+    except DomainError as e:
+        if e.code == "NOT_FOUND":
+            raise
+        with db.reading() as s:
+            rows = bans_service.active_bans(s, local(now).date())
+        return page(request, "console/bans.html", status_code=e.status, rows=rows, error=e.message)
     return redirect("/console/bans")
 
 
@@ -236,17 +242,20 @@ def save_settings(request: Request, hospital_id: Id, db: DB, now: Now, ip: Clien
     st = staff_of(request, *ADMINS)
     check_csrf(request, csrf_token)
     try:
-        settings = admin.HospitalSettings(
+        changes = dict(
             release_time=_time(release_time, "放号时间"), window_days=_int(window_days, "预约周期"),
             same_day_booking=bool(same_day_booking), cancel_deadline_time=_time(cancel_deadline_time, "取消截止时间"),
             cancel_minutes_before=_int(cancel_minutes_before, "就诊前取消分钟数") if cancel_minutes_before.strip() else None,
             checkin_lead_minutes=_int(checkin_lead_minutes, "提前报到分钟数"),
-            reminder_time=_time(reminder_time, "提醒时间"), requires_visit_card=bool(requires_visit_card))
+            reminder_time=_time(reminder_time, "提醒时间"))
         with db.transaction() as s:
-            _hospital_ctx(s, st, hospital_id)
-            changed = admin.update_settings(s, now, hospital_id, settings)
-            if changed:
-                _audit(s, now, st, "hospital.settings", "hospital", hospital_id, changed, hospital_id, ip)
+            h = _hospital_ctx(s, st, hospital_id)
+            # Same use case as the staff API: validation, release instants moved, audited there.
+            release.update_settings(s, now, h, changes, st.username, ip)
+            if h.requires_visit_card != bool(requires_visit_card):
+                _audit(s, now, st, "hospital.settings", "hospital", hospital_id,
+                       {"requires_visit_card": [h.requires_visit_card, bool(requires_visit_card)]}, hospital_id, ip)
+                h.requires_visit_card = bool(requires_visit_card)
     except DomainError as e:
         if e.code == "NOT_FOUND":
             raise

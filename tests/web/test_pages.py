@@ -165,10 +165,10 @@ def test_settings_change_is_audited_and_moves_unreleased_sessions(client, world,
     r = client.post(f"/console/hospitals/{world['a']}/settings", data=dict(
         csrf_token=tok, release_time="08:30", window_days="120", cancel_deadline_time="14:00",
         checkin_lead_minutes="30", reminder_time="18:00"))
-    assert r.status_code == 422 and "预约周期应为1–90天" in r.text
+    assert r.status_code == 422 and "放号周期应为1–90天" in r.text
     with db.reading() as s:
-        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "hospital.settings"))
-        assert entry.actor_id == "a-admin" and entry.details["window_days"] == ["7", "14"]
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "hospital.release_settings"))
+        assert entry.actor_id == "a-admin" and entry.details["changed"]["window_days"] == ["7", "14"]
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == 1
         assert all(cs.release_at <= NOW for cs in s.scalars(select(ClinicSession).where(
             ClinicSession.hospital_id == world["a"])))
@@ -220,7 +220,10 @@ def test_platform_admin_lifts_a_ban_and_creates_a_hospital_admin(client, world, 
     page = client.get("/console/bans").text
     assert id_no[:6] + "********" + id_no[-4:] in page and id_no not in page
     ban_id = int(re.search(r"/console/bans/(\d+)/lift", page).group(1))
-    assert client.post(f"/console/bans/{ban_id}/lift", data=dict(csrf_token=tok)).status_code == 200
+    r = client.post(f"/console/bans/{ban_id}/lift", data=dict(csrf_token=tok))
+    assert r.status_code == 422 and "解除原因" in r.text  # a lift must say why
+    r = client.post(f"/console/bans/{ban_id}/lift", data=dict(csrf_token=tok, reason="核实为医院系统故障"))
+    assert r.status_code == 200
     r = client.post("/console/hospital-admins", follow_redirects=False, data=dict(
         csrf_token=tok, hospital_id=world["b"], username="b-admin2", display_name="乙管理员", password="staff1234"))
     assert r.status_code == 303

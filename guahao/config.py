@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19 * 1024
     # ISO datetime: the server clock starts there and runs forward (demos, acceptance runs).
     now: str | None = None
+    # Signs and verifies sandbox payment callbacks (HMAC-SHA256); a real provider has its own keys.
+    payment_sandbox_key: str = "dev-only-sandbox-payment-key"
     db_pool_size: int = 4
     db_max_overflow: int = 4
 

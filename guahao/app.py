@@ -18,12 +18,16 @@ STATIC = Path(__file__).parent / "web" / "static"
 
 def routers():
     from guahao.accounts.api import router as accounts
+    from guahao.billing.api import router as billing
+    from guahao.billing.pages import router as billing_pages
     from guahao.booking.api import router as booking
     from guahao.catalog.api import router as catalog
     from guahao.schedule.api import router as schedule
     from guahao.staff.api import router as staff
+    from guahao.visits.api import router as visits
+    from guahao.visits.pages import router as visit_pages
 
-    return [accounts, catalog, schedule, booking, staff]
+    return [accounts, catalog, schedule, booking, staff, visits, billing, visit_pages, billing_pages]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:

@@ -96,6 +96,58 @@ def _demo_staff(s, now) -> list[tuple[str, str, str]]:
     return out
 
 
+billing_app = typer.Typer(help="Payments and refunds", no_args_is_help=True)
+ledger_app = typer.Typer(help="The money ledger", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
+app.add_typer(ledger_app, name="ledger")
+
+
+def _clock_now():
+    from guahao.clock import clock_from_setting
+
+    return clock_from_setting(_settings().now).now()
+
+
+@billing_app.command("expire")
+def billing_expire():
+    """M1: expire prepaid bookings left unpaid 15 min (frees their slots) and close stale orders."""
+    from guahao.billing.service import expire_unpaid
+
+    db = _database()
+    with db.transaction() as s:
+        n = expire_unpaid(s, _clock_now())
+    typer.echo(f"expired {n} unpaid booking(s)")
+
+
+@billing_app.command("retry-refunds")
+def billing_retry_refunds():
+    """Retry failed refunds with the provider (failed → requested → succeeded/failed)."""
+    from guahao.billing.service import retry_refunds
+
+    db = _database()
+    with db.transaction() as s:
+        ok, bad = retry_refunds(s, _clock_now())
+    typer.echo(f"refunds retried: {ok} succeeded, {bad} still failing")
+
+
+@ledger_app.command("check")
+def ledger_check():
+    """Every fen paid = refunded + retained, per bill, booking, payment and in total; exit 1 if not."""
+    from guahao.billing.ledger import check
+    from guahao.web.templating import yuan
+
+    db = _database()
+    with db.reading() as s:
+        rep = check(s)
+    typer.echo(f"payments {rep.payments}, bookings {rep.bookings}: paid {yuan(rep.paid)} = refunded "
+               f"{yuan(rep.refunded)} (pending {yuan(rep.refunds_pending)}) + retained {yuan(rep.retained)}")
+    for p in rep.problems:
+        typer.echo(f"PROBLEM: {p}", err=True)
+    if not rep.ok:
+        raise typer.Exit(1)
+    typer.echo("ledger balanced")
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",

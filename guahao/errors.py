@@ -49,6 +49,7 @@ CODES: dict[str, tuple[int, str]] = {
     "ALREADY_PAID": (409, "该账单已支付"),
     "NOTHING_TO_PAY": (409, "没有需要支付的账单"),
     "PAYMENT_NOT_FOUND": (404, "未找到该支付订单"),
+    "REFUND_EXCEEDS_PAID": (409, "退款金额超出可退金额"),
 }
 
 

@@ -130,6 +130,43 @@ def billing_retry_refunds():
     typer.echo(f"refunds retried: {ok} succeeded, {bad} still failing")
 
 
+@billing_app.command("reconcile")
+def billing_reconcile():
+    """Credit orders the provider reports paid whose callback never arrived."""
+    from guahao.billing.service import reconcile
+
+    db = _database()
+    with db.transaction() as s:
+        n = reconcile(s, _clock_now())
+    typer.echo(f"reconciled {n} order(s)")
+
+
+@billing_app.command("settings")
+def billing_settings(hospital_id: int, prepay: Annotated[bool, typer.Option("--prepay/--no-prepay")] = True):
+    """Require (or stop requiring) online prepayment at a hospital (M1); refund tiers stay as set."""
+    from guahao.catalog.models import Hospital
+
+    db = _database()
+    with db.transaction() as s:
+        h = s.get(Hospital, hospital_id)
+        if h is None:
+            typer.echo(f"no hospital {hospital_id}", err=True)
+            raise typer.Exit(1)
+        h.requires_prepayment = prepay
+        typer.echo(f"{h.name}: prepayment {'required' if prepay else 'not required'}")
+
+
+@billing_app.command("seed-prices")
+def billing_seed_prices():
+    """Give every hospital without one a small demo price table (exams, drugs, 特需 service)."""
+    from guahao.billing.demo import seed_price_tables
+
+    db = _database()
+    with db.transaction() as s:
+        n = seed_price_tables(s)
+    typer.echo(f"price tables added for {n} hospital(s)")
+
+
 @ledger_app.command("check")
 def ledger_check():
     """Every fen paid = refunded + retained, per bill, booking, payment and in total; exit 1 if not."""

@@ -238,21 +238,38 @@ def handle_callback(s: Session, now: datetime, provider: PaymentProvider, fields
     if n.amount != pay.amount:
         _event(s, now, provider.name, n.out_trade_no, "amount_mismatch", amount=n.amount, expected=pay.amount)
         return False, "amount_mismatch"
+    outcome = _credit(s, now, provider, pay, n.txn_id)
+    _event(s, now, provider.name, n.out_trade_no, outcome, amount=n.amount,
+           refunded=pay.refunded_amount, unapplied=pay.unapplied)
+    return True, outcome
+
+
+def _credit(s: Session, now: datetime, provider: PaymentProvider, pay: Payment, txn_id: str | None) -> str:
+    """Money for `pay` has arrived: credit its bills once, or refund it in full if they are no longer payable."""
     was = pay.status
     if was == "paid" or not s.execute(update(Payment).where(Payment.id == pay.id, Payment.status == was).values(
-            status="paid", paid_at=now, provider_txn_id=n.txn_id)).rowcount:
-        _event(s, now, provider.name, n.out_trade_no, "duplicate",
-               refunded=pay.refunded_amount, unapplied=pay.unapplied)
-        return True, "duplicate"
+            status="paid", paid_at=now, provider_txn_id=txn_id)).rowcount:
+        return "duplicate"
     s.refresh(pay)
     if was == "created" and _apply(s, now, pay, list(pay.bill_ids), pay.account_id):
-        _event(s, now, provider.name, n.out_trade_no, "credited", amount=n.amount)
-        return True, "credited"
+        return "credited"
     pay.unapplied = True
     s.flush()
     request_refund(s, now, provider, pay, None, pay.amount, "order_no_longer_payable")
-    _event(s, now, provider.name, n.out_trade_no, "refunded_unapplied", previous_status=was, amount=n.amount)
-    return True, "refunded_unapplied"
+    return "refunded_unapplied"
+
+
+def reconcile(s: Session, now: datetime, provider: PaymentProvider | None = None) -> int:
+    """Ask the provider about orders we still think unpaid (a lost callback): credit what it says is paid."""
+    provider = provider or default_provider()
+    n = 0
+    for pay in s.scalars(select(Payment).where(Payment.status.in_(("created", "closed")),
+                                               Payment.provider == provider.name)).all():
+        if provider.query(s, pay.out_trade_no) == "paid":
+            outcome = _credit(s, now, provider, pay, None)
+            _event(s, now, provider.name, pay.out_trade_no, f"reconciled_{outcome}", amount=pay.amount)
+            n += 1
+    return n
 
 
 def _close_payments_for(s: Session, provider: PaymentProvider, bill_id: int) -> None:
@@ -418,6 +435,10 @@ def refund_stopped_booking(s: Session, now: datetime, booking_id: int,
                            provider: PaymentProvider | None = None) -> int:
     """C3/X2: a stopped session's booking gets everything back. For the stop-session flow; returns fen."""
     provider = provider or default_provider()
+    b = s.get(Booking, booking_id)
+    # Call it after (or just before) marking the booking stopped; a booking settled otherwise keeps its terms.
+    if b is None or b.status not in ("stopped", "booked", "pending_payment", "checked_in"):
+        return 0
     bill = _paid_registration(s, booking_id)
     if bill is None:
         _void_unpaid_registration(s, provider, booking_id)

@@ -316,3 +316,40 @@ def test_ledger_cli(client, world, frozen, db, monkeypatch):
     assert res.exit_code == 1
     res = CliRunner().invoke(cli.app, ["billing", "expire"])
     assert res.exit_code == 0 and "expired" in res.output
+
+
+def test_lost_callback_is_found_by_the_ledger_and_reconciled(client, world, frozen, db):
+    from guahao.billing import ledger
+    from guahao.billing.service import reconcile
+
+    h, pid, _ = f.signup(client)
+    b = book(client, h, world["am_slots"][0], pid)
+    pay = client.post(f"/api/v1/appointments/{b['id']}/pay", headers=h).json()
+    with db.transaction() as s:
+        assert provider(client).pay(s, NOW, pay["out_trade_no"]) is not None  # paid; the callback is lost
+    with db.reading() as s:
+        assert any("never credited" in p for p in ledger.check(s).problems)
+    with db.transaction() as s:
+        assert reconcile(s, NOW, provider(client)) == 1
+    with db.transaction() as s:
+        assert reconcile(s, NOW, provider(client)) == 0
+    assert client.get(f"/api/v1/appointments/{b['id']}", headers=h).json()["status"] == "booked"
+    ledger_ok(db)
+
+
+def test_demo_price_tables_and_prepay_cli(db, monkeypatch):
+    from typer.testing import CliRunner
+
+    from guahao import cli
+    from guahao.billing.models import PriceItem
+    from guahao.catalog.models import Hospital
+
+    with db.transaction() as s:
+        hid = f.hospital(s).id
+    monkeypatch.setattr(cli, "_database", lambda: db)
+    assert "1 hospital" in CliRunner().invoke(cli.app, ["billing", "seed-prices"]).output
+    assert "0 hospital" in CliRunner().invoke(cli.app, ["billing", "seed-prices"]).output
+    assert CliRunner().invoke(cli.app, ["billing", "settings", str(hid), "--prepay"]).exit_code == 0
+    with db.reading() as s:
+        assert s.get(Hospital, hid).requires_prepayment is True
+        assert len(s.scalars(select(PriceItem).where(PriceItem.hospital_id == hid)).all()) == 10

@@ -1,4 +1,8 @@
-"""A small demo price table (M1, M3): illustrative prices and reimbursement shares, not official ones."""
+"""A small demo price table (M1, M3): illustrative prices and reimbursement shares, not official ones.
+
+No registration rows: without one the registration fee is all self-pay, so a demo's prepaid amount is the
+session fee and refund tiers apply to exactly that. A hospital may add `REG-<号别>` rows to insure it.
+"""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -8,8 +12,6 @@ from guahao.catalog.models import Hospital
 
 # code, name, category, unit, unit price (fen), 北京医保 %, 京外医保 %
 DEMO_PRICES = [
-    ("REG-普通号", "普通门诊挂号", "registration", "次", 5000, 80, 0),
-    ("REG-专家号", "专家门诊挂号", "registration", "次", 10000, 60, 0),
     ("CT-HEAD", "头颅CT平扫", "exam", "次", 30000, 80, 60),
     ("MRI-LSPINE", "腰椎MRI", "exam", "次", 60000, 70, 50),
     ("US-ABD", "腹部B超", "exam", "次", 15000, 80, 60),

@@ -29,7 +29,9 @@ log = logging.getLogger("guahao.billing")
 
 
 def _no(prefix: str, now: datetime) -> str:
-    return f"{prefix}{now:%y%m%d%H%M}{secrets.token_hex(5)}"
+    from guahao.clock import local
+
+    return f"{prefix}{local(now):%y%m%d%H%M}{secrets.token_hex(5)}"
 
 
 # ---------------------------------------------------------------- bills

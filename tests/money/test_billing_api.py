@@ -352,4 +352,4 @@ def test_demo_price_tables_and_prepay_cli(db, monkeypatch):
     assert CliRunner().invoke(cli.app, ["billing", "settings", str(hid), "--prepay"]).exit_code == 0
     with db.reading() as s:
         assert s.get(Hospital, hid).requires_prepayment is True
-        assert len(s.scalars(select(PriceItem).where(PriceItem.hospital_id == hid)).all()) == 10
+        assert len(s.scalars(select(PriceItem).where(PriceItem.hospital_id == hid)).all()) == 8

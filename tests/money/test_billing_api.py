@@ -353,3 +353,78 @@ def test_demo_price_tables_and_prepay_cli(db, monkeypatch):
     with db.reading() as s:
         assert s.get(Hospital, hid).requires_prepayment is True
         assert len(s.scalars(select(PriceItem).where(PriceItem.hospital_id == hid)).all()) == 8
+
+
+def test_parallel_duplicate_callbacks_credit_once(client, world, frozen, db):
+    import threading
+
+    from guahao.billing.service import handle_callback
+
+    h, pid, _ = f.signup(client)
+    b = book(client, h, world["am_slots"][0], pid)
+    pay = client.post(f"/api/v1/appointments/{b['id']}/pay", headers=h).json()
+    with db.transaction() as s:
+        note = provider(client).pay(s, NOW, pay["out_trade_no"])
+    outcomes, barrier = [], threading.Barrier(4)
+
+    def deliver():
+        barrier.wait()
+        with db.transaction() as s:
+            outcomes.append(handle_callback(s, NOW, provider(client), dict(note))[1])
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(outcomes) == ["credited", "duplicate", "duplicate", "duplicate"]
+    rep = ledger_ok(db)
+    assert (rep.paid, rep.retained) == (5000, 5000)
+
+
+def test_hospital_admin_sets_prepayment_tiers_and_prices(client, db):
+    w = make_world(db, prepay=False)
+    admin = staff_headers(client, w, "admin")
+    clerk = staff_headers(client, w, "clerk")
+    with time_machine.travel(NOW, tick=False):
+        body = dict(requires_prepayment=True, day_before_keep_pct=0, same_day_min_minutes=120,
+                    same_day_keep_pct=20, late_keep_pct=100)
+        assert client.put("/api/v1/staff/hospital/billing-settings", headers=clerk, json=body).status_code == 403
+        r = client.put("/api/v1/staff/hospital/billing-settings", headers=admin, json=body)
+        assert r.status_code == 200 and r.json()["refund_policy"]["same_day_keep_pct"] == 20
+        r = client.post("/api/v1/staff/price-items", headers=admin, json=dict(
+            code="US-ABD", name="腹部B超", category="exam", unit_price=15000, local_pct=80, non_local_pct=60))
+        assert r.status_code == 201
+        r = client.post("/api/v1/staff/price-items", headers=admin, json=dict(
+            code="US-ABD", name="腹部B超", category="exam", unit_price=15000))
+        assert r.status_code == 422
+        assert "US-ABD" in [x["code"] for x in client.get("/api/v1/staff/price-items", headers=clerk).json()]
+        hp, pid, _ = f.signup(client)
+        b = book(client, hp, w["am_slots"][0], pid)
+        assert b["status"] == "pending_payment"
+        pay_via_sandbox(client, hp, b["id"])
+    set_hospital(db, w["h"], cancel_minutes_before=0)
+    with time_machine.travel(f.local_dt(2026, 12, 2, 6, 0), tick=False):  # 2 h before 08:00: keeps 20%
+        p = client.get(f"/api/v1/appointments/{b['id']}/cancel-preview", headers=hp).json()
+        assert (p["refund"], p["kept"]) == (4000, 1000)
+
+
+def test_pages_answer_without_errors(client, world, frozen):
+    assert client.get("/billing/bills", follow_redirects=False).status_code == 303  # not logged in
+    assert client.get("/visits/1", follow_redirects=False).headers["location"].startswith("/login")
+    assert client.get("/console/checkin").status_code == 401
+    h, pid, _ = f.signup(client)
+    b = book(client, h, world["am_slots"][0], pid)
+    client.cookies.set("access_token", h["Authorization"].split()[1])
+    try:
+        for url in (f"/visits/{b['id']}", f"/billing/pay/{b['id']}", f"/billing/cancel/{b['id']}",
+                    "/billing/bills", "/billing/receipts", f"/visits/{b['id']}/status"):
+            assert client.get(url).status_code == 200, url
+        assert client.get("/visits/99999").status_code == 404
+        assert client.get("/billing/receipts/payment/99999").status_code == 404
+        assert client.get("/billing/receipts/bogus/1.pdf").status_code == 404
+        assert client.get("/sandbox/pay/NOPE").status_code == 404
+        r = client.post(f"/visits/{b['id']}/check-in")  # unpaid: the page says why
+        assert r.status_code == 409 and "请先支付挂号费" in r.text
+        r = client.post("/billing/bills/pay", data={})
+        assert r.status_code == 409
+    finally:
+        client.cookies.clear()

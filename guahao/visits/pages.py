@@ -98,6 +98,29 @@ def checkin_at_desk(request: Request, booking_id: Id, staff: CurrentStaff, db: D
         return _checkin_page(request, s, now, staff, q, [msg], code)
 
 
+@router.post("/console/checkin/{booking_id}/cancel", response_class=HTMLResponse)
+def cancel_at_desk(request: Request, booking_id: Id, staff: CurrentStaff, db: DB, now: Now, ip: ClientIp):
+    """代取消: the clerk cancels for the patient; the refund follows the same tiers (X2) and is audited."""
+    from guahao.billing.deps import get_provider
+    from guahao.billing.service import cancel_on_behalf
+
+    code = 200
+    try:
+        with db.transaction() as s:
+            quote = cancel_on_behalf(s, now, staff, booking_id, get_provider(request), ip)
+        msg = {"kind": "ok", "text": f"已取消，退款 {quote.refund / 100:.2f} 元" if quote.paid else "已取消"}
+    except DomainError as e:
+        if e.code == "NOT_FOUND":
+            raise
+        msg, code = {"kind": "error", "text": e.message}, e.status
+    with db.reading() as s:
+        from guahao.booking.models import Booking
+
+        b = s.get(Booking, booking_id)
+        return _checkin_page(request, s, now, staff, dict(serial=b.serial_number, name=None, id_last4=None),
+                             [msg], code)
+
+
 @router.get("/console/queue", response_class=HTMLResponse)
 def doctor_sessions(request: Request, staff: CurrentStaff, db: DB, now: Now):
     day = local(now).date()
@@ -107,11 +130,53 @@ def doctor_sessions(request: Request, staff: CurrentStaff, db: DB, now: Now):
                                       {"staff": staff, "sessions": rows, "day": day})
 
 
-@router.get("/console/queue/{session_id}", response_class=HTMLResponse)
-def doctor_queue(request: Request, session_id: Id, staff: CurrentStaff, db: DB, now: Now):
+def _price_items(s, staff):
+    from sqlalchemy import select
+
+    from guahao.billing.models import PriceItem
+
+    return s.scalars(select(PriceItem).where(
+        PriceItem.hospital_id == staff.hospital_id, PriceItem.is_active.is_(True),
+        PriceItem.category != "registration").order_by(PriceItem.category, PriceItem.code)).all()
+
+
+def _doctor_page(request, db, now, staff, session_id, messages=(), status_code=200):
     with db.reading() as s:
         q = session_queue_out(s, now, staff, session_id)
-    return templates.TemplateResponse(request, "visits/doctor_queue.html", {"staff": staff, "q": q})
+        items = _price_items(s, staff)
+    return templates.TemplateResponse(request, "visits/doctor_queue.html", {
+        "staff": staff, "q": q, "price_items": items, "messages": list(messages)}, status_code=status_code)
+
+
+@router.get("/console/queue/{session_id}", response_class=HTMLResponse)
+def doctor_queue(request: Request, session_id: Id, staff: CurrentStaff, db: DB, now: Now):
+    return _doctor_page(request, db, now, staff, session_id)
+
+
+@router.post("/console/queue/{session_id}/bill", response_class=HTMLResponse)
+async def doctor_bill(request: Request, session_id: Id, staff: CurrentStaff, db: DB, now: Now, ip: ClientIp):
+    """The doctor's orders for the patient being seen become a pending bill (M3)."""
+    from guahao.billing.service import OrderLine, create_order_bill
+
+    form = await request.form()
+    msg, code = None, 200
+    try:
+        lines = [OrderLine(int(x)) for x in form.getlist("price_item_id")]
+        with db.transaction() as s:
+            calling = service.session_queue(s, now, staff, session_id)[1]
+            current = next((r.QueueEntry for r in calling if r.QueueEntry.state == "calling"), None)
+            if current is None:
+                raise DomainError("NOT_CALLING")
+            bill = create_order_bill(s, now, staff, current.booking_id, lines, ip)
+            msg = {"kind": "ok", "text": f"已开单：合计 {bill.total / 100:.2f} 元，医保 {bill.insurance_amount / 100:.2f} 元，"
+                                         f"自付 {bill.self_amount / 100:.2f} 元"}
+    except ValueError:
+        msg, code = {"kind": "error", "text": "请选择收费项目"}, 422
+    except DomainError as e:
+        if e.code in ("NOT_FOUND", "FORBIDDEN") and "收费项目" not in e.message:
+            raise
+        msg, code = {"kind": "error", "text": e.message}, e.status
+    return _doctor_page(request, db, now, staff, session_id, [msg], code)
 
 
 @router.get("/console/queue/{session_id}/list", response_class=HTMLResponse)
@@ -134,7 +199,4 @@ def doctor_action(request: Request, session_id: Id,
         if e.code in ("NOT_FOUND", "FORBIDDEN"):
             raise
         msg, code = {"kind": "error", "text": e.message}, e.status
-    with db.reading() as s:
-        q = session_queue_out(s, now, staff, session_id)
-    return templates.TemplateResponse(request, "visits/doctor_queue.html",
-                                      {"staff": staff, "q": q, "messages": [msg]}, status_code=code)
+    return _doctor_page(request, db, now, staff, session_id, [msg], code)

@@ -202,6 +202,10 @@ def test_patient_pays_cancels_pays_bills_and_staff_run_the_queue(server, browser
         doc.get_by_test_id("complete").click()
         doc.get_by_test_id("call-next").click()
         assert "1号" in doc.get_by_test_id("calling").inner_text()
+        # The doctor orders a blood test for patient 1 (local insurance: 80% covered).
+        doc.get_by_label("血常规").check()
+        doc.get_by_test_id("create-bill").click()
+        assert "自付 5.00 元" in doc.inner_text("main")
         shot(doc, "11-doctor-queue")
         doc.get_by_test_id("complete").click()
         doc.get_by_test_id("call-next").click()
@@ -209,6 +213,8 @@ def test_patient_pays_cancels_pays_bills_and_staff_run_the_queue(server, browser
         page.wait_for_function("document.querySelector('[data-testid=status-label]').innerText === '已就诊'",
                                timeout=10_000)
         shot(page, "12-done")
+        page.goto(f"{base}/billing/bills")
+        assert page.get_by_test_id("total").inner_text() == "¥5.00"
         for c in (ctx, staff_ctx, doc_ctx):
             c.close()
 

@@ -172,3 +172,25 @@ def test_concurrent_call_next_never_calls_one_patient_twice(client, world, db):
     with db.reading() as s:
         calls = s.scalars(select(QueueEntry.call_count).where(QueueEntry.session_id == world["am"])).all()
     assert sorted(calls) == [0, 0, 0, 1]
+
+
+def test_clerk_desk_page_checks_in_and_cancels_on_behalf(client, world):
+    booked = _booked(client, world, 2)
+    from tests.money.helpers import staff_headers as sh
+
+    clerk = sh(client, world, "clerk")
+    client.cookies.set("staff_token", clerk["Authorization"].split()[1])
+    try:
+        with time_machine.travel(f.local_dt(2026, 12, 1, 14, 30), tick=False):
+            (_, b1), (_, b2) = booked
+            page = client.get("/console/checkin", params={"serial": b2["serial_number"]})
+            assert page.status_code == 200 and f"cancel-{b2['id']}" in page.text
+            r = client.post(f"/console/checkin/{b2['id']}/cancel")
+            assert r.status_code == 200 and "已取消" in r.text
+            r = client.post(f"/console/checkin/{b1['id']}")  # the day before: refused with the reason
+            assert r.status_code == 409 and "就诊日为2026-12-02" in r.text
+        with time_machine.travel(f.local_dt(2026, 12, 2, 7, 30), tick=False):
+            r = client.post(f"/console/checkin/{b1['id']}")
+            assert r.status_code == 200 and "报到成功" in r.text
+    finally:
+        client.cookies.clear()

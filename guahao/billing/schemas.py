@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -145,8 +145,3 @@ class RefundPolicyIn(BaseModel):
     same_day_min_minutes: int = Field(default=60, ge=0, le=24 * 60)
     same_day_keep_pct: int = Field(default=10, ge=0, le=100)
     late_keep_pct: int = Field(default=100, ge=0, le=100)
-
-
-class DateRange(BaseModel):
-    start: date
-    end: date

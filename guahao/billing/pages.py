@@ -174,8 +174,15 @@ def receipt_html(kind: str, rid: int, request: Request, account_id: PageAccount,
 
 # ---------------------------------------------------------------- the sandbox provider's own pages
 
+def _sandbox_allowed(request: Request) -> None:
+    # The payer page takes anyone's word that they paid: never offered by a production deployment.
+    if request.app.state.settings.environment == "production":
+        raise DomainError("NOT_FOUND")
+
+
 @router.get("/sandbox/pay/{out_trade_no}", response_class=HTMLResponse)
 def sandbox_pay(request: Request, out_trade_no: str, db: DB):
+    _sandbox_allowed(request)
     with db.reading() as s:
         txn = s.get(SandboxTxn, out_trade_no[:32])
     if txn is None:
@@ -187,6 +194,7 @@ def sandbox_pay(request: Request, out_trade_no: str, db: DB):
 def sandbox_confirm(request: Request, out_trade_no: str, db: DB, now: Now, provider: Provider,
                     action: Annotated[str, Form(pattern="^(pay|cancel)$")] = "pay"):
     """The payer pays; the sandbox then delivers its signed notification through the real callback path."""
+    _sandbox_allowed(request)
     with db.transaction() as s:
         txn = s.get(SandboxTxn, out_trade_no[:32])
         if txn is None:

@@ -274,8 +274,10 @@ def reconcile(s: Session, now: datetime, provider: PaymentProvider | None = None
     return n
 
 
-def _close_payments_for(s: Session, provider: PaymentProvider, bill_id: int) -> None:
-    for p in s.scalars(select(Payment).where(Payment.status == "created")).all():
+def _close_payments_for(s: Session, provider: PaymentProvider, bill: Bill) -> None:
+    bill_id = bill.id
+    for p in s.scalars(select(Payment).where(Payment.status == "created",
+                                             Payment.account_id == bill.account_id)).all():
         if bill_id in p.bill_ids:
             if s.execute(update(Payment).where(Payment.id == p.id, Payment.status == "created")
                          .values(status="closed")).rowcount:
@@ -286,7 +288,7 @@ def _void_unpaid_registration(s: Session, provider: PaymentProvider, booking_id:
     bill = s.scalar(select(Bill).where(Bill.booking_id == booking_id, Bill.kind == "registration"))
     if bill is not None and s.execute(update(Bill).where(Bill.id == bill.id, Bill.status == "unpaid")
                                       .values(status="void")).rowcount:
-        _close_payments_for(s, provider, bill.id)
+        _close_payments_for(s, provider, bill)
 
 
 def expire_unpaid(s: Session, now: datetime, provider: PaymentProvider | None = None) -> int:

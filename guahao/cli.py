@@ -142,7 +142,11 @@ def billing_reconcile():
 
 
 @billing_app.command("settings")
-def billing_settings(hospital_id: int, prepay: Annotated[bool, typer.Option("--prepay/--no-prepay")] = True):
+def billing_settings(
+    hospital_id: int, prepay: Annotated[bool, typer.Option("--prepay/--no-prepay")] = True,
+    cancel_minutes_before: Annotated[int | None, typer.Option(
+        help="online cancel allowed until N minutes before the booked period (default: 15:00 the day before)")] = None,
+):
     """Require (or stop requiring) online prepayment at a hospital (M1); refund tiers stay as set."""
     from guahao.catalog.models import Hospital
 
@@ -153,7 +157,11 @@ def billing_settings(hospital_id: int, prepay: Annotated[bool, typer.Option("--p
             typer.echo(f"no hospital {hospital_id}", err=True)
             raise typer.Exit(1)
         h.requires_prepayment = prepay
-        typer.echo(f"{h.name}: prepayment {'required' if prepay else 'not required'}")
+        if cancel_minutes_before is not None:
+            h.cancel_minutes_before = cancel_minutes_before
+        deadline = (f"{h.cancel_minutes_before} min before the period" if h.cancel_minutes_before is not None
+                    else f"{h.cancel_deadline_time:%H:%M} the day before")
+        typer.echo(f"{h.name}: prepayment {'required' if prepay else 'not required'}; online cancel until {deadline}")
 
 
 @billing_app.command("seed-prices")

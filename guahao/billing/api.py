@@ -168,9 +168,12 @@ def billing_settings(body: RefundPolicyIn, staff: CurrentStaff, db: DB, now: Now
         h.refund_policy = policy.to_json()
         if body.requires_prepayment is not None:
             h.requires_prepayment = body.requires_prepayment
-        record(s, now, "staff", staff.id, "hospital.billing_settings", "hospital", h.id,
-               {**policy.to_json(), "requires_prepayment": h.requires_prepayment}, h.id, ip)
-        return {"requires_prepayment": h.requires_prepayment, "refund_policy": h.refund_policy}
+        if "cancel_minutes_before" in body.model_fields_set:
+            h.cancel_minutes_before = body.cancel_minutes_before
+        out = {"requires_prepayment": h.requires_prepayment, "refund_policy": h.refund_policy,
+               "cancel_minutes_before": h.cancel_minutes_before}
+        record(s, now, "staff", staff.id, "hospital.billing_settings", "hospital", h.id, out, h.id, ip)
+        return out
 
 
 @router.post("/staff/bills", response_model=BillOut, status_code=201)

@@ -141,6 +141,8 @@ class LedgerOut(BaseModel):
 class RefundPolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requires_prepayment: bool | None = None
+    # X1 online cancel deadline as minutes before the booked period (null: 15:00 the day before).
+    cancel_minutes_before: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
     day_before_keep_pct: int = Field(default=0, ge=0, le=100)
     same_day_min_minutes: int = Field(default=60, ge=0, le=24 * 60)
     same_day_keep_pct: int = Field(default=10, ge=0, le=100)

@@ -407,12 +407,22 @@ def cancel_preview(s: Session, now: datetime, account_id: int, booking_id: int):
 
 def cancel_booking(s: Session, now: datetime, account_id: int, booking_id: int,
                    provider: PaymentProvider | None = None, reason: str = "patient",
-                   actor: tuple[str, object] | None = None) -> rules.RefundQuote:
-    """Cancel (X1) and refund by the hospital's tiers (X2) in one unit of work."""
+                   actor: tuple[str, object] | None = None, at_window: bool = False) -> rules.RefundQuote:
+    """Cancel (X1) and refund by the hospital's tiers (X2) in one unit of work.
+
+    `at_window`: staff cancel at the hospital, where the online deadline (X1) does not apply; the refund
+    tiers still do, so a visit-day cancel keeps what the tier says.
+    """
     provider = provider or default_provider()
     b = s.get(Booking, booking_id)
     quote = quote_cancel(s, now, b) if b is not None and b.account_id == account_id else None
-    booking_service.cancel(s, now, account_id, booking_id, reason)
+    if at_window and b is not None:
+        if not set_status_if(s, b.id, ("booked", "pending_payment"),
+                             dict(status="cancelled", cancelled_at=now, cancel_reason=reason)):
+            raise DomainError("NOT_CANCELLABLE", "该预约当前状态不能取消")
+        free_place(s, b.session_id)
+    else:
+        booking_service.cancel(s, now, account_id, booking_id, reason)
     bill = _paid_registration(s, booking_id)
     if bill is not None:
         request_refund(s, now, provider, s.get(Payment, bill.payment_id), bill, quote.refund, f"cancel:{quote.tier}",
@@ -429,7 +439,7 @@ def cancel_on_behalf(s: Session, now: datetime, staff: Staff, booking_id: int,
     if b is None:
         raise DomainError("NOT_FOUND", "未找到该预约")
     check_hospital(staff.role, staff.hospital_id, b.hospital_id)
-    quote = cancel_booking(s, now, b.account_id, booking_id, provider, "staff", ("staff", staff.id))
+    quote = cancel_booking(s, now, b.account_id, booking_id, provider, "staff", ("staff", staff.id), at_window=True)
     record(s, now, "staff", staff.id, "booking.cancel_on_behalf", "booking", b.id,
            {"serial": b.serial_number, "refund": quote.refund, "kept": quote.kept}, b.hospital_id, ip)
     return quote

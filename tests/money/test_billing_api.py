@@ -428,3 +428,19 @@ def test_pages_answer_without_errors(client, world, frozen):
         assert r.status_code == 409
     finally:
         client.cookies.clear()
+
+
+def test_window_cancel_on_the_visit_day_keeps_the_tier(client, world, db):
+    """Online cancel closed at 15:00 the day before; at the window the tiers still decide the refund."""
+    with time_machine.travel(NOW, tick=False):
+        h, pid, _ = f.signup(client)
+        b = book(client, h, world["am_slots"][0], pid)
+        pay_via_sandbox(client, h, b["id"])
+    clerk = staff_headers(client, world, "clerk", at=f.local_dt(2026, 12, 2, 6, 0))
+    with time_machine.travel(f.local_dt(2026, 12, 2, 6, 30), tick=False):
+        assert client.post(f"/api/v1/appointments/{b['id']}/cancel", headers=h).status_code == 409
+        r = client.post(f"/api/v1/staff/appointments/{b['id']}/cancel", headers=clerk)
+        assert r.status_code == 200 and (r.json()["refund"], r.json()["kept"]) == (4500, 500)
+        assert client.post(f"/api/v1/staff/appointments/{b['id']}/cancel", headers=clerk).status_code == 409
+    rep = ledger_ok(db)
+    assert (rep.refunded, rep.retained) == (4500, 500)

@@ -139,6 +139,8 @@ class SandboxTxn(Base):
     refunded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     return_url: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # time_expire, as real providers take it: the payer cannot pay after this.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

@@ -37,8 +37,8 @@ class PaymentProvider(Protocol):
     name: str
 
     def create_order(self, s: Session, now: datetime, out_trade_no: str, amount: int, subject: str,
-                     return_url: str) -> str:
-        """Register the order with the provider; returns the URL where the payer pays."""
+                     return_url: str, expires_at: datetime | None = None) -> str:
+        """Register the order with the provider (payable until `expires_at`); returns the payer's URL."""
 
     def parse_callback(self, fields: dict) -> Notification:
         """Verify the callback's signature and read it; raises BadSignature."""
@@ -61,16 +61,19 @@ class SandboxProvider:
         # Fault injection for tests and demos: the next N refund calls fail like a provider outage.
         self.fail_refunds = fail_refunds
 
-    def create_order(self, s, now, out_trade_no, amount, subject, return_url):
+    def create_order(self, s, now, out_trade_no, amount, subject, return_url, expires_at=None):
         if s.get(SandboxTxn, out_trade_no) is None:
             s.add(SandboxTxn(out_trade_no=out_trade_no, txn_id="SBX" + secrets.token_hex(10), amount=amount,
                              subject=subject[:100], status="created", return_url=return_url[:300],
-                             created_at=now))
+                             created_at=now, expires_at=expires_at))
             s.flush()
         return f"/sandbox/pay/{out_trade_no}"
 
     def pay(self, s: Session, now: datetime, out_trade_no: str) -> dict | None:
         """The payer confirms: the sandbox takes the money and returns the signed callback it sends."""
+        s.execute(update(SandboxTxn).where(  # past its time_expire the order closes instead
+            SandboxTxn.out_trade_no == out_trade_no, SandboxTxn.status == "created",
+            SandboxTxn.expires_at.is_not(None), SandboxTxn.expires_at <= now).values(status="closed"))
         done = s.execute(update(SandboxTxn).where(
             SandboxTxn.out_trade_no == out_trade_no, SandboxTxn.status == "created"
         ).values(status="paid", paid_at=now)).rowcount

@@ -156,12 +156,13 @@ def start_payment(s: Session, now: datetime, provider: PaymentProvider, account_
                                                Payment.expires_at > now)).all()
     for p in existing:
         if sorted(p.bill_ids) == ids:
-            return p, provider.create_order(s, now, p.out_trade_no, p.amount, _subject(bills), return_url)
+            return p, provider.create_order(s, now, p.out_trade_no, p.amount, _subject(bills), return_url,
+                                            p.expires_at)
     pay = Payment(out_trade_no=_no("P", now), account_id=account_id, provider=provider.name, amount=amount,
                   bill_ids=ids, status="created", created_at=now, expires_at=expires)
     s.add(pay)
     s.flush()
-    return pay, provider.create_order(s, now, pay.out_trade_no, amount, _subject(bills), return_url)
+    return pay, provider.create_order(s, now, pay.out_trade_no, amount, _subject(bills), return_url, expires)
 
 
 def _subject(bills: list[Bill]) -> str:

@@ -444,3 +444,16 @@ def test_window_cancel_on_the_visit_day_keeps_the_tier(client, world, db):
         assert client.post(f"/api/v1/staff/appointments/{b['id']}/cancel", headers=clerk).status_code == 409
     rep = ledger_ok(db)
     assert (rep.refunded, rep.retained) == (4500, 500)
+
+
+def test_sandbox_refuses_payment_past_the_orders_expiry(client, world, db):
+    with time_machine.travel(NOW, tick=False):
+        h, pid, _ = f.signup(client)
+        b = book(client, h, world["am_slots"][0], pid)
+        pay = client.post(f"/api/v1/appointments/{b['id']}/pay", headers=h).json()
+    # 15 min later, before any expiry job ran: the provider closes the order instead of taking money.
+    with time_machine.travel(NOW + timedelta(minutes=15), tick=False):
+        r = client.post(f"{pay['pay_url']}/confirm", data={"action": "pay"}, follow_redirects=False)
+        assert r.status_code == 409 and "已关闭" in r.text
+        assert client.get(f"/api/v1/appointments/{b['id']}", headers=h).json()["status"] == "pending_payment"
+    ledger_ok(db)

@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.Column('refunded', sa.Integer(), server_default='0', nullable=False),
     sa.Column('return_url', sa.String(length=300), nullable=False),
     sa.Column('created_at', guahao.db.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', guahao.db.UTCDateTime(), nullable=True),
     sa.Column('paid_at', guahao.db.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('out_trade_no', name=op.f('pk_sandbox_txns')),
     sa.UniqueConstraint('txn_id', name=op.f('uq_sandbox_txns_txn_id'))

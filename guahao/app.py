@@ -18,23 +18,26 @@ STATIC = Path(__file__).parent / "web" / "static"
 
 def routers():
     from guahao.accounts.api import router as accounts
+    from guahao.attendance.api import router as attendance
+    from guahao.billing.api import router as billing
+    from guahao.billing.pages import router as billing_pages
     from guahao.booking.api import router as booking
     from guahao.catalog.api import router as catalog
+    from guahao.notifications.api import router as notifications
+    from guahao.release.api import router as release
     from guahao.schedule.api import router as schedule
+    from guahao.schedule.staff_api import router as schedule_staff
     from guahao.staff.api import router as staff
+    from guahao.visits.api import router as visits
+    from guahao.visits.pages import router as visit_pages
+    from guahao.waitlist.api import router as waitlist
     from guahao.web.account_pages import router as account_pages
     from guahao.web.console_pages import router as console_pages
     from guahao.web.patient_pages import router as patient_pages
 
-    from guahao.attendance.api import router as attendance
-    from guahao.notifications.api import router as notifications
-    from guahao.release.api import router as release
-    from guahao.schedule.staff_api import router as schedule_staff
-    from guahao.waitlist.api import router as waitlist
-
     return [accounts, catalog, schedule, booking, staff,
-            release, schedule_staff, waitlist, notifications, attendance,
-            account_pages, patient_pages, console_pages]
+            release, schedule_staff, waitlist, notifications, attendance, visits, billing,
+            account_pages, patient_pages, console_pages, visit_pages, billing_pages]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:

@@ -89,6 +89,104 @@ def _demo_staff(s, now) -> list[tuple[str, str, str]]:
         out.append((label, username, h.name if h else ""))
     return out
 
+
+billing_app = typer.Typer(help="Payments and refunds", no_args_is_help=True)
+ledger_app = typer.Typer(help="The money ledger", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
+app.add_typer(ledger_app, name="ledger")
+
+
+def _clock_now():
+    from guahao.clock import clock_from_setting
+
+    return clock_from_setting(_settings().now).now()
+
+
+@billing_app.command("expire")
+def billing_expire():
+    """M1: expire prepaid bookings left unpaid 15 min (frees their slots) and close stale orders."""
+    from guahao.billing.service import expire_unpaid
+
+    db = _database()
+    with db.transaction() as s:
+        n = expire_unpaid(s, _clock_now())
+    typer.echo(f"expired {n} unpaid booking(s)")
+
+
+@billing_app.command("retry-refunds")
+def billing_retry_refunds():
+    """Retry failed refunds with the provider (failed → requested → succeeded/failed)."""
+    from guahao.billing.service import retry_refunds
+
+    db = _database()
+    with db.transaction() as s:
+        ok, bad = retry_refunds(s, _clock_now())
+    typer.echo(f"refunds retried: {ok} succeeded, {bad} still failing")
+
+
+@billing_app.command("reconcile")
+def billing_reconcile():
+    """Credit orders the provider reports paid whose callback never arrived."""
+    from guahao.billing.service import reconcile
+
+    db = _database()
+    with db.transaction() as s:
+        n = reconcile(s, _clock_now())
+    typer.echo(f"reconciled {n} order(s)")
+
+
+@billing_app.command("settings")
+def billing_settings(
+    hospital_id: int, prepay: Annotated[bool, typer.Option("--prepay/--no-prepay")] = True,
+    cancel_minutes_before: Annotated[int | None, typer.Option(
+        help="online cancel allowed until N minutes before the booked period (default: 15:00 the day before)")] = None,
+):
+    """Require (or stop requiring) online prepayment at a hospital (M1); refund tiers stay as set."""
+    from guahao.catalog.models import Hospital
+
+    db = _database()
+    with db.transaction() as s:
+        h = s.get(Hospital, hospital_id)
+        if h is None:
+            typer.echo(f"no hospital {hospital_id}", err=True)
+            raise typer.Exit(1)
+        h.requires_prepayment = prepay
+        if cancel_minutes_before is not None:
+            h.cancel_minutes_before = cancel_minutes_before
+        deadline = (f"{h.cancel_minutes_before} min before the period" if h.cancel_minutes_before is not None
+                    else f"{h.cancel_deadline_time:%H:%M} the day before")
+        typer.echo(f"{h.name}: prepayment {'required' if prepay else 'not required'}; online cancel until {deadline}")
+
+
+@billing_app.command("seed-prices")
+def billing_seed_prices():
+    """Give every hospital without one a small demo price table (exams, drugs, 特需 service)."""
+    from guahao.billing.demo import seed_price_tables
+
+    db = _database()
+    with db.transaction() as s:
+        n = seed_price_tables(s)
+    typer.echo(f"price tables added for {n} hospital(s)")
+
+
+@ledger_app.command("check")
+def ledger_check():
+    """Every fen paid = refunded + retained, per bill, booking, payment and in total; exit 1 if not."""
+    from guahao.billing.ledger import check
+    from guahao.web.templating import yuan
+
+    db = _database()
+    with db.reading() as s:
+        rep = check(s)
+    typer.echo(f"payments {rep.payments}, bookings {rep.bookings}: paid {yuan(rep.paid)} = refunded "
+               f"{yuan(rep.refunded)} (pending {yuan(rep.refunds_pending)}) + retained {yuan(rep.retained)}")
+    for p in rep.problems:
+        typer.echo(f"PROBLEM: {p}", err=True)
+    if not rep.ok:
+        raise typer.Exit(1)
+    typer.echo("ledger balanced")
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",

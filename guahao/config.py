@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     sms_endpoint: str | None = None
     sms_access_key: str | None = None
     sms_secret: str | None = None
+    # Signs and verifies sandbox payment callbacks (HMAC-SHA256); a real provider has its own keys.
+    payment_sandbox_key: str = "dev-only-sandbox-payment-key"
     db_pool_size: int = 4
     db_max_overflow: int = 4
 

@@ -40,6 +40,22 @@ CODES: dict[str, tuple[int, str]] = {
     "WAITLIST_ALREADY_JOINED": (409, "该就诊人已在此出诊的候补队列中"),
     "WAITLIST_ALREADY_BOOKED": (409, "该就诊人已预约此出诊，无需候补"),
     "SERVICE_UNAVAILABLE": (503, "服务暂时不可用，请稍后再试"),
+    # Visit day (V1, V2)
+    "CHECKIN_WRONG_DAY": (409, "今天不是该预约的就诊日，不能报到"),
+    "CHECKIN_NOT_OPEN": (409, "尚未到报到时间"),
+    "CHECKIN_CLOSED": (409, "报到时间已过"),
+    "ALREADY_CHECKED_IN": (409, "该预约已报到"),
+    "BOOKING_NOT_ACTIVE": (409, "该预约当前状态不能报到"),
+    "NOT_PAID": (409, "该预约尚未支付挂号费"),
+    "QUEUE_EMPTY": (409, "当前没有候诊患者"),
+    "QUEUE_BUSY": (409, "当前患者尚未完成或过号，请先处理"),
+    "NOT_CALLING": (409, "当前没有正在叫号的患者"),
+    # Money (M1–M3, X2)
+    "PAYMENT_EXPIRED": (409, "支付已超时，号源已释放"),
+    "ALREADY_PAID": (409, "该账单已支付"),
+    "NOTHING_TO_PAY": (409, "没有需要支付的账单"),
+    "PAYMENT_NOT_FOUND": (404, "未找到该支付订单"),
+    "REFUND_EXCEEDS_PAID": (409, "退款金额超出可退金额"),
 }
 
 

@@ -65,9 +65,12 @@ def appointment(booking_id: Id, account_id: AccountId, s: ReadSession):
 
 
 @router.post("/appointments/{booking_id}/cancel", response_model=AppointmentOut)
-def cancel(booking_id: Id, account_id: AccountId, db: DB, now: Now):
+def cancel(booking_id: Id, request: Request, account_id: AccountId, db: DB, now: Now):
+    from guahao.billing.deps import get_provider
+    from guahao.billing.service import cancel_booking  # X2: a prepaid fee is refunded by the tiers
+
     with db.transaction() as s:
-        service.cancel(s, now, account_id, booking_id)
+        cancel_booking(s, now, account_id, booking_id, get_provider(request))
         return appointment_out(service.get_view(s, account_id, booking_id))
 
 
@@ -75,6 +78,10 @@ def cancel(booking_id: Id, account_id: AccountId, db: DB, now: Now):
 def reschedule(booking_id: Id, body: RescheduleIn, request: Request, db: DB, now: Now,
                account_id: AccountId, idempotency_key: IdemKey = None):
     def action(s):
+        from guahao.billing.deps import get_provider
+        from guahao.billing.service import after_reschedule  # a paid fee moves with the booking
+
         new_id = service.reschedule(s, now, account_id, booking_id, body.slot_id)
+        after_reschedule(s, now, booking_id, new_id, get_provider(request))
         return 201, appointment_out(service.get_view(s, account_id, new_id)).model_dump(mode="json")
     return _idempotent(db, now, account_id, idempotency_key, request, body.model_dump(mode="json"), action)

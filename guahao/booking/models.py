@@ -5,8 +5,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from guahao.db import Base, UTCDateTime
 
-ACTIVE_STATUSES = ("booked", "checked_in", "completed")
-_ACTIVE_SQL = "status IN ('booked', 'checked_in', 'completed')"
+# pending_payment (money branch, M1): a prepaid booking awaiting payment holds its slot and counts toward
+# the limits like any active booking until paid (→ booked) or expired after 15 min (→ expired, slot freed).
+ACTIVE_STATUSES = ("booked", "checked_in", "completed", "pending_payment")
+_ACTIVE_SQL = "status IN ('booked', 'checked_in', 'completed', 'pending_payment')"
 
 
 class Booking(Base):
@@ -39,8 +41,8 @@ class Booking(Base):
     number_type: Mapped[str] = mapped_column(String(10))
     fee: Mapped[int] = mapped_column(Integer)
     insurance_type: Mapped[str] = mapped_column(String(16))
-    # booked | checked_in | completed | cancelled | rescheduled | no_show | stopped
-    status: Mapped[str] = mapped_column(String(12), default="booked")
+    # pending_payment | booked | checked_in | completed | cancelled | rescheduled | no_show | stopped | expired
+    status: Mapped[str] = mapped_column(String(16), default="booked")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancel_reason: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -28,7 +28,7 @@ def slot_for_booking(s: Session, slot_id: int):
             CS.c.department_id, CS.c.doctor_id, CS.c.visit_date, CS.c.period, CS.c.starts_at,
             CS.c.number_type, CS.c.fee, CS.c.status, CS.c.online_bookable, CS.c.release_at,
             CS.c.capacity, CS.c.booked,
-            Hospital.same_day_booking, Hospital.requires_visit_card,
+            Hospital.same_day_booking, Hospital.requires_visit_card, Hospital.requires_prepayment,
             held.label("held"),
         )
         .join(CS, CS.c.id == SL.c.session_id)

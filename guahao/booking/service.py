@@ -68,7 +68,9 @@ def book(
             hospital_id=slot.hospital_id, department_id=slot.department_id, doctor_id=slot.doctor_id,
             visit_date=slot.visit_date, period=slot.period, period_start=slot.slot_start,
             period_end=slot.slot_end, seq=slot.seq, number_type=slot.number_type, fee=slot.fee,
-            insurance_type=insurance_type, status="booked", created_at=now,
+            insurance_type=insurance_type, created_at=now,
+            # M1: a prepaid booking holds its slot unpaid; billing.service.expire_unpaid frees it after 15 min.
+            status="pending_payment" if slot.requires_prepayment else "booked",
             rescheduled_from_id=rescheduled_from_id,
         ))
     except IntegrityError as e:
@@ -91,11 +93,11 @@ def deadline_of(row) -> datetime:
 
 def _release(s: Session, now: datetime, row, new_status: str, reason: str) -> None:
     b: Booking = row.Booking
-    if b.status != "booked":
+    if b.status not in ("booked", "pending_payment"):
         raise DomainError("NOT_CANCELLABLE", f"该预约状态为“{STATUS_LABELS.get(b.status, b.status)}”，不能取消")
     rules.check_cancellable(now, deadline_of(row))
     # Conditional: of two concurrent cancels only one frees the place.
-    if not repo.set_status_if(s, b.id, ("booked",),
+    if not repo.set_status_if(s, b.id, ("booked", "pending_payment"),
                               dict(status=new_status, cancelled_at=now, cancel_reason=reason)):
         raise DomainError("NOT_CANCELLABLE")
     repo.free_place(s, b.session_id)
@@ -141,4 +143,5 @@ def reschedule(
 STATUS_LABELS = {
     "booked": "已预约", "checked_in": "已报到", "completed": "已就诊", "cancelled": "已取消",
     "rescheduled": "已改约", "no_show": "爽约", "stopped": "停诊取消",
+    "pending_payment": "待支付", "expired": "超时未支付",
 }

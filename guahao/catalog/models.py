@@ -1,6 +1,6 @@
 from datetime import time
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, Time, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Time, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guahao.db import Base
@@ -26,6 +26,9 @@ class Hospital(Base):
     checkin_lead_minutes: Mapped[int] = mapped_column(Integer, default=60)
     reminder_time: Mapped[time] = mapped_column(Time, default=time(18, 0))
     requires_visit_card: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # M1/X2 (money branch): online prepayment, and refund tiers (NULL = platform defaults, billing.rules).
+    requires_prepayment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    refund_policy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Department(Base):

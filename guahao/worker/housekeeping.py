@@ -1,34 +1,22 @@
-"""Expiry of unpaid bookings (M1): the hook for prepayment.
-
-Bookings on this branch carry no payment state. When billing introduces a prepayment status (a booking
-that holds its place while the patient pays), this job expires those older than 15 minutes: status
-`expired`, place freed, the waitlist served. It is real and tested against rows in that status.
-`bookings.status` is VARCHAR(12) on the foundation schema, so "pending_payment" (15 characters) fits only
-if billing widens the column; "unpaid" fits as is. Both names are honoured."""
+"""Expiry of unpaid bookings (M1) as a worker job: billing expires them and frees their places, then the
+waitlist (W1) is served for each freed session in the same transaction."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from guahao.billing.rules import PAYMENT_MINUTES
+from guahao.billing.service import expire_unpaid as billing_expire
 from guahao.booking.models import Booking
-from guahao.booking.repository import free_place
-
-PENDING = ("unpaid", "pending_payment")
-PAY_WITHIN = timedelta(minutes=15)
 
 
-def expire_unpaid(s: Session, now: datetime, pay_within: timedelta = PAY_WITHIN) -> int:
+def expire_unpaid(s: Session, now: datetime) -> int:
     from guahao.waitlist.service import fill_session
 
-    rows = s.execute(select(Booking.id, Booking.session_id).where(
-        Booking.status.in_(PENDING), Booking.created_at <= now - pay_within).order_by(Booking.id)).all()
-    n = 0
-    for bid, session_id in rows:
-        res = s.execute(update(Booking).where(Booking.id == bid, Booking.status.in_(PENDING)).values(
-            status="expired", cancelled_at=now, cancel_reason="unpaid"))
-        if res.rowcount == 1:
-            free_place(s, session_id)
-            fill_session(s, now, session_id)
-            n += 1
+    due = set(s.scalars(select(Booking.session_id).where(
+        Booking.status == "pending_payment", Booking.created_at <= now - timedelta(minutes=PAYMENT_MINUTES))))
+    n = billing_expire(s, now)
+    for session_id in sorted(due):
+        fill_session(s, now, session_id)
     return n

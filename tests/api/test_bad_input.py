@@ -17,7 +17,7 @@ from tests import factories as f
     ("get", "/api/v1/slots?department_id=1&date=2026-13-40", {}),
     ("get", "/api/v1/hospitals?limit=100000", {}),
     ("delete", "/api/v1/hospitals/1", {}),
-    ("get", "/no/such/page", {}),
+    ("get", "/api/v1/no/such/thing", {}),
 ])
 def test_bad_requests_answer_4xx_with_error_body(client, method, path, kw):
     r = getattr(client, method)(path, **kw)

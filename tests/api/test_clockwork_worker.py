@@ -100,7 +100,7 @@ def test_unpaid_bookings_expire_after_15_minutes_and_free_the_place(client, db):
         bid = client.post("/api/v1/appointments", headers=payer[0], json=dict(slot_id=sid, patient_id=payer[1])).json()["id"]
         # Billing's prepayment state, set here by hand: the place is held while the patient pays.
         with db.transaction() as s:
-            s.execute(update(Booking).where(Booking.id == bid).values(status="unpaid"))
+            s.execute(update(Booking).where(Booking.id == bid).values(status="pending_payment"))
         assert client.post("/api/v1/waitlist", headers=waiter[0],
                            json=dict(session_id=cs_id, patient_id=waiter[1])).status_code == 201
     job = next(j for j in JOBS if j.name == "expire_unpaid")

@@ -152,7 +152,7 @@ def add_price_item(body: PriceItemIn, staff: CurrentStaff, db: DB, now: Now, ip:
         item = PriceItem(hospital_id=staff.hospital_id, **body.model_dump())
         s.add(item)
         s.flush()
-        record(s, now, "staff", staff.id, "price_item.create", "price_item", item.id, body.model_dump(),
+        record(s, now, "staff", staff.username, "price_item.create", "price_item", item.id, body.model_dump(),
                staff.hospital_id, ip)
         return item
 
@@ -172,7 +172,7 @@ def billing_settings(body: RefundPolicyIn, staff: CurrentStaff, db: DB, now: Now
             h.cancel_minutes_before = body.cancel_minutes_before
         out = {"requires_prepayment": h.requires_prepayment, "refund_policy": h.refund_policy,
                "cancel_minutes_before": h.cancel_minutes_before}
-        record(s, now, "staff", staff.id, "hospital.billing_settings", "hospital", h.id, out, h.id, ip)
+        record(s, now, "staff", staff.username, "hospital.billing_settings", "hospital", h.id, out, h.id, ip)
         return out
 
 

@@ -108,7 +108,7 @@ def create_order_bill(s: Session, now: datetime, staff: Staff, booking_id: int, 
     for i in items:
         i.bill_id = bill.id
         s.add(i)
-    record(s, now, "staff", staff.id, "bill.create", "bill", bill.id,
+    record(s, now, "staff", staff.username, "bill.create", "bill", bill.id,
            {"booking_id": b.id, "total": bill.total, "items": len(items)}, b.hospital_id, ip)
     s.flush()
     return bill
@@ -440,8 +440,8 @@ def cancel_on_behalf(s: Session, now: datetime, staff: Staff, booking_id: int,
     if b is None:
         raise DomainError("NOT_FOUND", "未找到该预约")
     check_hospital(staff.role, staff.hospital_id, b.hospital_id)
-    quote = cancel_booking(s, now, b.account_id, booking_id, provider, "staff", ("staff", staff.id), at_window=True)
-    record(s, now, "staff", staff.id, "booking.cancel_on_behalf", "booking", b.id,
+    quote = cancel_booking(s, now, b.account_id, booking_id, provider, "staff", ("staff", staff.username), at_window=True)
+    record(s, now, "staff", staff.username, "booking.cancel_on_behalf", "booking", b.id,
            {"serial": b.serial_number, "refund": quote.refund, "kept": quote.kept}, b.hospital_id, ip)
     return quote
 

@@ -80,7 +80,7 @@ def check_in_by_staff(s: Session, now: datetime, staff: Staff, booking_id: int, 
         raise DomainError("NOT_FOUND", "未找到该预约")
     check_hospital(staff.role, staff.hospital_id, row.Booking.hospital_id)
     _check_in(s, now, row, "window")
-    record(s, now, "staff", staff.id, "booking.check_in", "booking", booking_id,
+    record(s, now, "staff", staff.username, "booking.check_in", "booking", booking_id,
            {"channel": "window", "serial": row.Booking.serial_number}, row.Booking.hospital_id, ip)
 
 
@@ -145,7 +145,7 @@ def call_next(s: Session, now: datetime, staff: Staff, session_id: int) -> Queue
     if not s.execute(update(Q).where(Q.c.booking_id == booking_id, Q.c.state == "waiting").values(
             state="calling", called_at=now, call_count=Q.c.call_count + 1)).rowcount:
         raise DomainError("QUEUE_BUSY", "该患者已被其他诊室呼叫，请刷新")
-    record(s, now, "staff", staff.id, "queue.call", "booking", booking_id, {"session_id": session_id})
+    record(s, now, "staff", staff.username, "queue.call", "booking", booking_id, {"session_id": session_id})
     return s.get(QueueEntry, booking_id, populate_existing=True)
 
 
@@ -162,7 +162,7 @@ def pass_current(s: Session, now: datetime, staff: Staff, session_id: int) -> Qu
         key = rules.pass_key([k for _, k in _waiting_keys(s, session_id)])
     s.execute(update(Q).where(Q.c.booking_id == current.booking_id, Q.c.state == "calling").values(
         state="waiting", sort_key=key, pass_count=Q.c.pass_count + 1, called_at=None))
-    record(s, now, "staff", staff.id, "queue.pass", "booking", current.booking_id, {"session_id": session_id})
+    record(s, now, "staff", staff.username, "queue.pass", "booking", current.booking_id, {"session_id": session_id})
     return s.get(QueueEntry, current.booking_id, populate_existing=True)
 
 
@@ -179,7 +179,7 @@ def complete_current(s: Session, now: datetime, staff: Staff, session_id: int) -
     s.execute(update(Q).where(Q.c.booking_id == current.booking_id, Q.c.state == "calling")
               .values(state="done", completed_at=now))
     set_status_if(s, current.booking_id, ("checked_in",), {"status": "completed"})
-    record(s, now, "staff", staff.id, "queue.complete", "booking", current.booking_id, {"session_id": session_id})
+    record(s, now, "staff", staff.username, "queue.complete", "booking", current.booking_id, {"session_id": session_id})
     return s.get(QueueEntry, current.booking_id, populate_existing=True)
 
 

@@ -15,6 +15,8 @@ from guahao.attendance import service as bans_service
 from guahao.accounts.models import Patient, Person
 from guahao.audit.models import AuditEntry
 from guahao.audit.service import record
+from guahao.billing import service as billing_service
+from guahao.billing.deps import get_provider
 from guahao.booking import service as booking
 from guahao.booking.api import appointment_out
 from guahao.booking.models import Booking
@@ -34,6 +36,7 @@ from guahao.staff import service as staff_service
 from guahao.staff.models import StaffUser
 from guahao.staff.rules import ROLE_LABELS, Role, check_hospital, check_role
 from guahao.staff.service import Staff
+from guahao.visits import service as visits_service
 from guahao.web.pagekit import MAX_ID, Id, STAFF_COOKIE, check_csrf, redirect, render, safe_next, set_cookie
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -432,13 +435,22 @@ def cancel_on_behalf(request: Request, booking_id: Id, db: DB, now: Now, ip: Cli
     check_csrf(request, csrf_token)
     try:
         with db.transaction() as s:
-            b = s.get(Booking, booking_id)
-            if b is None:
-                raise DomainError("NOT_FOUND", "未找到该预约")
-            _own(st, b.hospital_id)
-            booking.cancel(s, now, b.account_id, b.id, reason=f"staff:{st.username}")
-            _audit(s, now, st, "booking.cancel", "booking", b.id, {"serial_number": b.serial_number},
-                   b.hospital_id, ip)
+            # At the window: the online deadline does not apply, the refund tiers do (audited there).
+            billing_service.cancel_on_behalf(s, now, st, booking_id, get_provider(request), ip)
+    except DomainError as e:
+        if e.code == "NOT_FOUND":
+            raise
+        return _booking_detail(request, db, now, st, booking_id, e.status, error=e.message)
+    return redirect(f"/console/bookings/{booking_id}")
+
+
+@router.post("/bookings/{booking_id}/check-in")
+def check_in(request: Request, booking_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+    st = staff_of(request, *DESK)
+    check_csrf(request, csrf_token)
+    try:
+        with db.transaction() as s:
+            visits_service.check_in_by_staff(s, now, st, booking_id, ip)  # V1 hours, scoping, audit
     except DomainError as e:
         if e.code == "NOT_FOUND":
             raise

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from guahao.accounts import rules as arules
 from guahao.accounts.models import Patient
 from guahao.booking import rules as brules
+from guahao.billing import service as billing_service
+from guahao.billing.deps import get_provider
 from guahao.booking import service as booking
 from guahao.booking.api import appointment_out
 from guahao.booking.repository import account_bookings
@@ -224,10 +226,12 @@ def appointments(request: Request, db: DB, now: Now):
 
 def _slip(request, db, now, account_id, booking_id, status_code=200, **extra):
     with db.reading() as s:
-        a = appointment_out(booking.get_view(s, account_id, booking_id))
+        row = booking.get_view(s, account_id, booking_id)
+        a = appointment_out(row)
+        quote = billing_service.quote_cancel(s, now, row.Booking)  # shown before the patient confirms (X2)
     return render(request, "patient/slip.html", status_code=status_code, a=a, qr=qr_svg(a.serial_number),
-                  now=now, insurance=arules.INSURANCE_LABELS,
-                  can_cancel=a.status == "booked" and now < a.cancel_deadline, **extra)
+                  now=now, insurance=arules.INSURANCE_LABELS, quote=quote,
+                  can_cancel=a.status in ("booked", "pending_payment") and now < a.cancel_deadline, **extra)
 
 
 @router.get("/appointments/{booking_id}")
@@ -243,7 +247,8 @@ def cancel(request: Request, booking_id: Id, db: DB, now: Now, csrf_token: F = "
     check_csrf(request, csrf_token)
     try:
         with db.transaction() as s:
-            booking.cancel(s, now, account_id, booking_id)
+            # The same use case as the API: cancel (X1) and refund by the hospital's tiers (X2).
+            billing_service.cancel_booking(s, now, account_id, booking_id, get_provider(request))
     except DomainError as e:
         return _slip(request, db, now, account_id, booking_id, status_code=e.status, cancel_error=e.message)
     return redirect(f"/appointments/{booking_id}?cancelled=1")
@@ -281,6 +286,7 @@ def reschedule(request: Request, booking_id: Id, db: DB, now: Now, slot_id: IntF
     try:
         with db.transaction() as s:
             new_id = booking.reschedule(s, now, account_id, booking_id, slot_id)
+            billing_service.after_reschedule(s, now, booking_id, new_id, get_provider(request))
     except DomainError as e:
         return _reschedule_page(request, db, now, account_id, booking_id, status_code=e.status, error=e.message)
     return redirect(f"/appointments/{new_id}?moved=1")

@@ -45,14 +45,7 @@ def server(sqlite_db):
     t.join(10)
 
 
-@pytest.fixture
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
+# `browser` is the session-wide Chromium of tests/browser/conftest.py: one sync Playwright per thread.
 
 
 def shot(page, name):

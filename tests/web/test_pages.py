@@ -202,7 +202,7 @@ def test_stop_session_stops_its_bookings_and_clerk_cancels_on_behalf(client, wor
         assert s.get(ClinicSession, world["cs"]).booked == 0
         assert dict(s.execute(select(Booking.session_id, Booking.status)).all()) == {
             world["cs"]: "stopped", world["cs2"]: "cancelled"}
-        assert set(s.scalars(select(AuditEntry.action))) == {"account.register", "session.stop", "booking.cancel"}
+        assert set(s.scalars(select(AuditEntry.action))) == {"account.register", "session.stop", "booking.cancel_on_behalf"}
 
 
 def test_platform_admin_lifts_a_ban_and_creates_a_hospital_admin(client, world, db):

@@ -34,6 +34,7 @@ CODES: dict[str, tuple[int, str]] = {
     "IDEMPOTENCY_KEY_REUSED": (409, "同一幂等键已用于不同的请求"),
     "RATE_LIMITED": (429, "操作过于频繁，请稍后再试"),
     "SERVICE_UNAVAILABLE": (503, "服务暂时不可用，请稍后再试"),
+    "PAYLOAD_TOO_LARGE": (413, "请求内容过大"),
 }
 
 
@@ -98,3 +99,25 @@ def install_handlers(app) -> None:
     async def _db_down(request: Request, exc: Exception):
         # The database is away (restart, killed connection): say so; the pool reconnects by itself.
         return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)
+
+
+def _error_schema():
+    from pydantic import BaseModel
+
+    class ErrorDetail(BaseModel):
+        code: str
+        message: str
+        details: dict | None = None
+
+    class ErrorOut(BaseModel):
+        error: ErrorDetail
+
+    return ErrorOut
+
+
+ErrorOut = _error_schema()
+# Every API route may answer these; listed in OpenAPI so clients (and schemathesis) know the shape.
+ERROR_RESPONSES = {status: {"model": ErrorOut, "description": desc} for status, desc in (
+    (400, "Bad request"), (401, "Not logged in"), (403, "Forbidden"), (404, "Not found (or not yours)"),
+    (409, "Conflict with a rule"), (413, "Body too large"), (422, "Invalid input"),
+    (429, "Rate limited (see Retry-After)"), (503, "Database unavailable (see Retry-After)"))}

@@ -90,28 +90,63 @@ def audience(aud: Audience) -> Callable:
     return mark
 
 
-def audience_of(route, method: str | None = None) -> Audience | None:
-    if isinstance(route, Mount):
-        return MOUNTS.get(route.path)
-    declared = getattr(getattr(route, "endpoint", None), "__guahao_audience__", None)
+def _flat_routes(app):
+    """(path as served, route) for every route, through included routers (FastAPI ≥0.16x nests them)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [(r.path, r) for r in app.routes]
+    return [(ctx.path, ctx) for ctx in iter_route_contexts(app.routes)]
+
+
+def _endpoint(route):
+    return getattr(route, "endpoint", None)
+
+
+def audience_of(route, method: str | None = None, path: str | None = None) -> Audience | None:
+    path = path or getattr(route, "path", None)
+    if isinstance(getattr(route, "original_route", route), Mount) or isinstance(route, Mount):
+        return MOUNTS.get(path)
+    declared = getattr(_endpoint(route), "__guahao_audience__", None)
     if declared:
         return declared
     methods = [method] if method else sorted(getattr(route, "methods", None) or ())
-    found = {RULES.get((m, route.path)) for m in methods if m != "HEAD"}
+    found = {RULES.get((m, path)) for m in methods if m != "HEAD"}
     return found.pop() if len(found) == 1 else None
 
 
-def missing_rules(app) -> list[str]:
+def route_table(app) -> list[tuple[str, str, object, Audience | None]]:
+    """Every (method, path, route, audience) the app serves; mounts appear with method "MOUNT"."""
     out = []
-    for route in app.routes:
-        if isinstance(route, Mount):
-            if audience_of(route) is None:
-                out.append(f"MOUNT {route.path}")
+    for path, route in _flat_routes(app):
+        if isinstance(getattr(route, "original_route", route), Mount):
+            out.append(("MOUNT", path, route, audience_of(route, path=path)))
             continue
         for m in sorted(getattr(route, "methods", None) or ()):
-            if m != "HEAD" and audience_of(route, m) is None:
-                out.append(f"{m} {route.path}")
+            if m != "HEAD":
+                out.append((m, path, route, audience_of(route, m, path)))
     return out
+
+
+def missing_rules(app) -> list[str]:
+    return [f"{m} {p}" for m, p, _, aud in route_table(app) if aud is None]
+
+
+def _index(app) -> dict:
+    """(endpoint function, method) -> audience, for the runtime check (the matched route in the request
+    scope carries the endpoint, not necessarily the full served path)."""
+    index = getattr(app.state, "access_index", None)
+    if index is None:
+        index = {}
+        for m, _, route, aud in route_table(app):
+            ep = _endpoint(route)
+            if ep is None or aud is None:
+                continue
+            # One function served twice with different rules: keep the stricter (non-public) one.
+            if index.get((ep, m)) is None or index[(ep, m)].kind == "public":
+                index[(ep, m)] = aud
+        app.state.access_index = index
+    return index
 
 
 def _bearer(request: Request) -> str | None:
@@ -124,7 +159,7 @@ def enforce(request: Request) -> None:
     """App-wide dependency: check the caller's kind and role against the route's declared audience."""
     if not request.url.path.startswith("/api/"):
         return
-    aud = audience_of(request.scope.get("route"), request.method)
+    aud = _index(request.app).get((_endpoint(request.scope.get("route")), request.method))
     if aud is None or aud.kind == "public":
         return
     now = request.app.state.clock.now()

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from guahao.clock import Clock, clock_from_setting
 from guahao.config import Settings, get_settings
 from guahao.db import Database, make_database
+from guahao import openapi_fixes
 from guahao.errors import ERROR_RESPONSES, install_handlers
 from guahao.security import logmask
 from guahao.security.access import enforce
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None, clo
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for r in routers():
         app.include_router(r, responses=ERROR_RESPONSES)  # documents the error shape in OpenAPI
+
+    openapi_fixes.install(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz():

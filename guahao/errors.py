@@ -89,7 +89,8 @@ def install_handlers(app) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        by_status = {404: "NOT_FOUND", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 405: "VALIDATION_ERROR"}
+        by_status = {404: "NOT_FOUND", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 405: "VALIDATION_ERROR",
+                     413: "PAYLOAD_TOO_LARGE"}
         code = by_status.get(exc.status_code, "VALIDATION_ERROR")
         msg = {405: "不支持的请求方法"}.get(exc.status_code)
         return error_response(code, msg, status=exc.status_code)

@@ -1,7 +1,8 @@
 """Refuse oversized request bodies (413) before the application reads them.
 
-Checks Content-Length up front and counts streamed bytes too, so a chunked upload without a length
-cannot slip past. Pure ASGI so it also guards routes that read the body themselves.
+A declared Content-Length over the limit is refused at once. A body without one (chunked) is read here,
+up to the limit, and handed on only if it fits. Pure ASGI, so it also guards routes that read the body
+themselves.
 """
 
 import json
@@ -17,52 +18,43 @@ class BodyLimit:
     async def _refuse(self, send) -> None:
         body = json.dumps(DomainError("PAYLOAD_TOO_LARGE").body(), ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = True
-                if too_big:
-                    return await self._refuse(send)
-        seen = 0
-        started = False
-        refused = False
-
-        async def counted_receive():
-            nonlocal seen, refused
+        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_bytes
+            except ValueError:
+                too_big = True
+            if too_big:
+                return await self._refuse(send)
+            return await self.app(scope, receive, send)
+        # No declared length: buffer (it is small by definition, or refused).
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    refused = True
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                return await self._refuse(send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        async def tracked_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
-        except Exception:
-            if refused and not started:
-                await self._refuse(send)
-            else:
-                raise
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)

@@ -67,7 +67,7 @@ def install_handlers(app) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from sqlalchemy.exc import OperationalError, InterfaceError
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(DomainError)
@@ -94,6 +94,12 @@ def install_handlers(app) -> None:
         code = by_status.get(exc.status_code, "VALIDATION_ERROR")
         msg = {405: "不支持的请求方法"}.get(exc.status_code)
         return error_response(code, msg, status=exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def _bad_data(request: Request, exc: DataError):
+        # The database refused a value the validators let through (a NUL character, say): the
+        # client's input, not our fault, and the transaction has rolled back.
+        return error_response("VALIDATION_ERROR", "请求包含无法保存的字符或数值")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

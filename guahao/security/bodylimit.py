@@ -1,4 +1,5 @@
-"""Refuse oversized request bodies (413) before the application reads them.
+"""Refuse oversized request bodies (413) before the application reads them, and NUL characters in the
+query string (422: PostgreSQL cannot store them and SQLite's LIKE stops at them).
 
 A declared Content-Length over the limit is refused at once. A body without one (chunked) is read here,
 up to the limit, and handed on only if it fits. Pure ASGI, so it also guards routes that read the body
@@ -15,9 +16,10 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, send) -> None:
-        body = json.dumps(DomainError("PAYLOAD_TOO_LARGE").body(), ensure_ascii=False).encode()
-        await send({"type": "http.response.start", "status": 413,
+    async def _refuse(self, send, code: str = "PAYLOAD_TOO_LARGE", message: str | None = None) -> None:
+        error = DomainError(code, message)
+        body = json.dumps(error.body(), ensure_ascii=False).encode()
+        await send({"type": "http.response.start", "status": error.status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
@@ -25,6 +27,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        query = scope.get("query_string", b"").lower()
+        if b"%00" in query or b"\x00" in query:
+            return await self._refuse(send, "VALIDATION_ERROR", "请求参数包含无效字符")
         length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if length is not None:
             try:

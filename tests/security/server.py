@@ -26,34 +26,54 @@ def migrate(env: dict) -> None:
                    capture_output=True, timeout=120)
 
 
-@contextmanager
-def serve(port: int, env: dict, log_path: Path | None = None, workers: int = 1):
-    """Run `uvicorn guahao.asgi:app` until the block ends; its output goes to log_path."""
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+def _start(port: int, env: dict, out, workers: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "uvicorn", "guahao.asgi:app", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "debug", "--access-log", "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"server on {port} did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_up(port: int, proc: subprocess.Popen) -> None:
+    end = time.monotonic() + 60
+    while True:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > end:
+            raise RuntimeError(f"server on {port} did not start (exit {proc.poll()})")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@contextmanager
+def serve_many(ports: list[int], env: dict, log_path: Path | None = None, workers: int = 1):
+    """Run one `uvicorn guahao.asgi:app` per port (started together) until the block ends."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    procs = [_start(p, env, out, workers) for p in ports]
+    try:
+        for p, proc in zip(ports, procs):
+            _wait_up(p, proc)
+        yield [f"http://127.0.0.1:{p}" for p in ports]
+    finally:
+        for proc in procs:
+            _stop(proc)
         if log_path:
             out.close()
+
+
+@contextmanager
+def serve(port: int, env: dict, log_path: Path | None = None, workers: int = 1):
+    with serve_many([port], env, log_path, workers) as (base,):
+        yield base
 
 
 def port_free(port: int) -> bool:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.security.burst import SERVER_NOW, attempt, check_invariants, pg_database, seed
-from tests.security.server import base_env, serve
+from tests.security.server import base_env, serve, serve_many
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -25,7 +25,7 @@ def test_same_key_on_two_processes_books_once(database_url):
     url, admin_url = database_url
     w = seed(admin_url, accounts=12, capacity=30)
     env = base_env(url, GUAHAO_NOW=SERVER_NOW)
-    with serve(8541, env) as one, serve(8542, env) as two, \
+    with serve_many([8541, 8542], env) as (one, two), \
             httpx.Client(base_url=one) as c1, httpx.Client(base_url=two) as c2, ThreadPoolExecutor(8) as pool:
         jobs = []
         for i, (headers, pid) in enumerate(w.accounts):

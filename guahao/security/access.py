@@ -175,3 +175,36 @@ def enforce(request: Request) -> None:
     claims = read_token(token, "staff", now)
     if claims.get("role") not in aud.roles:
         raise DomainError("FORBIDDEN", "当前角色无权进行此操作")
+
+
+def _answers(aud: Audience, has_object: bool) -> tuple[str, str, str]:
+    """What anonymous / another account / staff of another hospital get (SECURITY.md columns)."""
+    if aud.kind == "public":
+        return "served", "served", "served"
+    if aud.kind == "account":
+        return "401", ("404" if has_object else "own data only"), "401"
+    roles = ", ".join(r.value for r in aud.roles)
+    staff = f"403 unless {roles}; then " + ("404" if has_object and aud.scoped else
+                                            "own hospital's rows only" if aud.scoped else "served")
+    return "401", "401", staff
+
+
+def markdown_table(app) -> str:
+    """The access table of SECURITY.md: `python -m guahao.security.access` prints it."""
+    lines = ["| Method | Path | Audience | Anonymous | Another account | Staff of another hospital |",
+             "|---|---|---|---|---|---|"]
+    for m, path, _, aud in route_table(app):
+        if aud is None:
+            lines.append(f"| {m} | `{path}` | **NO RULE** | | | |")
+            continue
+        anon, other, staff_ = _answers(aud, "{" in path)
+        lines.append(f"| {m} | `{path}` | {aud.label()} | {anon} | {other} | {staff_} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from guahao.app import create_app
+    from guahao.config import Settings
+    from guahao.db import make_database
+
+    print(markdown_table(create_app(Settings(), db=make_database("sqlite://"))))

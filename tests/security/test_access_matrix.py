@@ -181,3 +181,14 @@ def test_a_route_without_a_rule_is_reported(db):
     finally:
         app_module.routers = original
     assert missing_rules(app) == ["POST /api/v1/undeclared/{thing_id}"]
+
+
+def test_security_md_access_table_is_current(client):
+    """SECURITY.md documents the answers; regenerate with `python -m guahao.security.access`."""
+    from pathlib import Path
+
+    from guahao.security.access import markdown_table
+
+    doc = (Path(__file__).resolve().parents[2] / "SECURITY.md").read_text()
+    table = doc.split("<!-- access-table:start -->")[1].split("<!-- access-table:end -->")[0].strip()
+    assert table == markdown_table(client.app).strip()

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     rate_login_phone: str = "10/300"
     rate_login_ip: str = "60/60"
     rate_sms_phone: str = "1/60"
+    rate_sms_phone_day: str = "10/86400"
     rate_sms_ip: str = "20/3600"
     # Peers whose X-Forwarded-For is believed (CIDRs of the reverse proxies), JSON list in the env.
     trusted_proxies: list[str] = []

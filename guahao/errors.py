@@ -35,6 +35,7 @@ CODES: dict[str, tuple[int, str]] = {
     "RATE_LIMITED": (429, "操作过于频繁，请稍后再试"),
     "SERVICE_UNAVAILABLE": (503, "服务暂时不可用，请稍后再试"),
     "PAYLOAD_TOO_LARGE": (413, "请求内容过大"),
+    "INTERNAL_ERROR": (500, "服务器内部错误，请稍后再试"),
 }
 
 
@@ -94,6 +95,11 @@ def install_handlers(app) -> None:
         code = by_status.get(exc.status_code, "VALIDATION_ERROR")
         msg = {405: "不支持的请求方法"}.get(exc.status_code)
         return error_response(code, msg, status=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # A bug: answer in the usual error shape, never a traceback (the log keeps it, masked).
+        return error_response("INTERNAL_ERROR")
 
     @app.exception_handler(DataError)
     async def _bad_data(request: Request, exc: DataError):

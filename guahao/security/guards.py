@@ -44,3 +44,4 @@ def sms_attempt(request, phone: str) -> None:
     settings = request.app.state.settings
     limit(request, f"sms-ip:{client_address(request)}", settings.rate_sms_ip)
     limit(request, f"sms-phone:{phone}", settings.rate_sms_phone)
+    limit(request, f"sms-phone-day:{phone}", settings.rate_sms_phone_day)

@@ -139,3 +139,30 @@ def test_pages_render_text_inert():
     html = tpl.render(title="<script>alert(1)</script>") if tpl else ""
     assert "<script>alert(1)</script>" not in html
     assert t is not None
+
+
+def test_an_unexpected_bug_answers_the_error_shape_without_a_traceback(sqlite_db, caplog):
+    from fastapi import APIRouter
+    from fastapi.testclient import TestClient
+
+    from guahao import app as app_module
+    from guahao.security.access import PUBLIC, audience
+
+    broken = APIRouter(prefix="/api/v1")
+
+    @broken.get("/broken")
+    @audience(PUBLIC)
+    def broken_route():
+        raise RuntimeError("bug while handling 11010519491231002X")
+
+    original = app_module.routers
+    app_module.routers = lambda: original() + [broken]
+    try:
+        app = app_module.create_app(db=sqlite_db)
+    finally:
+        app_module.routers = original
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/broken")
+    assert r.status_code == 500 and r.json() == {"error": {"code": "INTERNAL_ERROR",
+                                                           "message": "服务器内部错误，请稍后再试"}}
+    assert "Traceback" not in r.text and "11010519491231002X" not in caplog.text

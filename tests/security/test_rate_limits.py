@@ -168,3 +168,28 @@ def test_redis_limits_are_shared_between_processes_and_survive_an_outage():
         with pytest.raises(DomainError):
             for _ in range(3):
                 a.hit("test:after-outage", "5/60")
+
+
+def test_sms_guard_for_the_sms_endpoint(client):
+    """The SMS endpoint (another branch) calls guards.sms_attempt: one code a minute per phone (A1),
+    a daily cap per phone, and a cap per address."""
+    from starlette.requests import Request
+
+    from guahao.errors import DomainError
+    from guahao.security.guards import sms_attempt
+
+    c = _client(client.app.state.db, rate_sms_ip="3/3600")
+    app = c.app
+
+    def request(ip: str) -> Request:
+        return Request({"type": "http", "app": app, "client": (ip, 1), "headers": [], "method": "POST",
+                        "path": "/api/v1/sms-codes", "query_string": b""})
+
+    sms_attempt(request("192.0.2.1"), "13800138000")
+    with pytest.raises(DomainError) as e:
+        sms_attempt(request("192.0.2.2"), "13800138000")  # same phone within 60 s, from anywhere
+    assert e.value.code == "RATE_LIMITED" and 50 <= e.value.details["retry_after"] <= 60
+    sms_attempt(request("192.0.2.1"), "13800138001")
+    sms_attempt(request("192.0.2.1"), "13800138002")
+    with pytest.raises(DomainError):
+        sms_attempt(request("192.0.2.1"), "13800138003")  # 4th from one address within the hour

@@ -7,7 +7,7 @@ Schedule and catalog reads are never limited: people refresh them by hand at rel
 from sqlalchemy import select
 
 from guahao.security.clientip import client_address
-from guahao.security.ratelimit import limit
+from guahao.security.ratelimit import limit_all
 
 
 def booking_attempt(request, account_id: int, patient_id: int | None) -> None:
@@ -16,12 +16,13 @@ def booking_attempt(request, account_id: int, patient_id: int | None) -> None:
     limiter = request.app.state.limiter
     if not limiter.enabled:
         return
-    limit(request, f"book-ip:{client_address(request)}", settings.rate_booking_ip)
-    limit(request, f"book-account:{account_id}", settings.rate_booking_account)
+    limits = [(f"book-ip:{client_address(request)}", settings.rate_booking_ip),
+              (f"book-account:{account_id}", settings.rate_booking_account)]
     person_id = _person_of(request, account_id, patient_id) if patient_id else None
     if person_id is not None:
         # One person added under many accounts (a scalper's farm) still shares one budget.
-        limit(request, f"book-person:{person_id}", settings.rate_booking_person)
+        limits.append((f"book-person:{person_id}", settings.rate_booking_person))
+    limit_all(request, limits)
 
 
 def _person_of(request, account_id: int, patient_id: int) -> int | None:
@@ -35,13 +36,13 @@ def _person_of(request, account_id: int, patient_id: int) -> int | None:
 def login_attempt(request, username: str, kind: str = "account") -> None:
     """Credential stuffing tries many phones from few addresses; brute force tries one phone many times."""
     settings = request.app.state.settings
-    limit(request, f"login-ip:{client_address(request)}", settings.rate_login_ip)
-    limit(request, f"login-{kind}:{(username or '').strip()[:64]}", settings.rate_login_phone)
+    limit_all(request, [(f"login-ip:{client_address(request)}", settings.rate_login_ip),
+                        (f"login-{kind}:{(username or '').strip()[:64]}", settings.rate_login_phone)])
 
 
 def sms_attempt(request, phone: str) -> None:
     """For the SMS-code endpoint (A1): per phone and per client address."""
     settings = request.app.state.settings
-    limit(request, f"sms-ip:{client_address(request)}", settings.rate_sms_ip)
-    limit(request, f"sms-phone:{phone}", settings.rate_sms_phone)
-    limit(request, f"sms-phone-day:{phone}", settings.rate_sms_phone_day)
+    limit_all(request, [(f"sms-ip:{client_address(request)}", settings.rate_sms_ip),
+                        (f"sms-phone:{phone}", settings.rate_sms_phone),
+                        (f"sms-phone-day:{phone}", settings.rate_sms_phone_day)])

@@ -26,13 +26,19 @@ from guahao.errors import DomainError
 log = logging.getLogger("guahao.ratelimit")
 PREFIX = "guahao:rl:"
 
-# KEYS[1] counter; ARGV[1] window ms. Returns {count, ttl ms}.
+# KEYS: counters; ARGV: their windows in ms. Returns {count1, ttl1 ms, count2, ttl2, ...}: several limits
+# cost one round trip.
 _LUA = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ARGV[i]) end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then redis.call('PEXPIRE', key, ARGV[i]); ttl = tonumber(ARGV[i]) end
+  out[#out + 1] = n
+  out[#out + 1] = ttl
+end
+return out
 """
 
 
@@ -80,9 +86,9 @@ class RedisBackend:
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._redis.register_script(_LUA)
 
-    def hit(self, key: str, window: float) -> tuple[int, float]:
-        n, ttl = self._script(keys=[key], args=[max(1, int(window * 1000))])
-        return int(n), int(ttl) / 1000
+    def hit_many(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
+        flat = self._script(keys=keys, args=[max(1, int(w * 1000)) for w in windows])
+        return [(int(flat[i]), int(flat[i + 1]) / 1000) for i in range(0, len(flat), 2)]
 
 
 class RateLimiter:
@@ -93,26 +99,32 @@ class RateLimiter:
         self._cooldown = cooldown
         self._redis_down_until = 0.0
 
-    def _hit(self, key: str, window: float) -> tuple[int, float]:
+    def _hit(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
         if self.redis is not None and time.monotonic() >= self._redis_down_until:
             try:
-                return self.redis.hit(key, window)
+                return self.redis.hit_many(keys, windows)
             except Exception as e:  # any Redis failure: degrade, never fail the request
                 self._redis_down_until = time.monotonic() + self._cooldown
                 log.warning("rate limiter: Redis unavailable (%s); using process memory for %.0fs",
                             type(e).__name__, self._cooldown)
-        return self.memory.hit(key, window)
+        return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
 
     def hit(self, key: str, rate: "str | Rate") -> None:
         """Count one attempt under `key`; raise RATE_LIMITED once the rate is exceeded."""
-        if not self.enabled:
+        self.hit_all([(key, rate)])
+
+    def hit_all(self, limits: list[tuple[str, "str | Rate"]]) -> None:
+        """Count one attempt under each key (one Redis round trip); raise RATE_LIMITED if any is over."""
+        if not self.enabled or not limits:
             return
-        rate = Rate.parse(rate)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        scope = key.split(":", 1)[0]
-        n, remaining = self._hit(f"{PREFIX}{scope}:{int(rate.seconds)}:{digest}", rate.seconds)
-        if n > rate.count:
-            retry = max(1, math.ceil(remaining))
+        rates = [Rate.parse(r) for _, r in limits]
+        keys = [f"{PREFIX}{k.split(':', 1)[0]}:{int(r.seconds)}:{hashlib.sha256(k.encode()).hexdigest()[:32]}"
+                for (k, _), r in zip(limits, rates)]
+        retry = 0
+        for (n, remaining), rate in zip(self._hit(keys, [r.seconds for r in rates]), rates):
+            if n > rate.count:
+                retry = max(retry, math.ceil(remaining), 1)
+        if retry:
             raise DomainError("RATE_LIMITED", f"操作过于频繁，请{retry}秒后再试", retry_after=retry)
 
 
@@ -122,3 +134,7 @@ def limiter_of(request) -> RateLimiter:
 
 def limit(request, key: str, rate: "str | Rate") -> None:
     limiter_of(request).hit(key, rate)
+
+
+def limit_all(request, limits: list[tuple[str, "str | Rate"]]) -> None:
+    limiter_of(request).hit_all(limits)

@@ -15,6 +15,7 @@ from guahao.errors import ERROR_RESPONSES, install_handlers
 from guahao.security import logmask
 from guahao.security.access import enforce
 from guahao.security.bodylimit import BodyLimit
+from guahao.security.browser import BrowserGuard
 from guahao.security.ratelimit import RateLimiter
 
 log = logging.getLogger("guahao")
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, clo
     app.state.limiter = RateLimiter(settings.redis_url, settings.rate_limit_enabled)
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserGuard)  # cross-site form posts refused; nosniff / no framing headers
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for r in routers():
         app.include_router(r, responses=ERROR_RESPONSES)  # documents the error shape in OpenAPI

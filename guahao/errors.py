@@ -1,5 +1,7 @@
 """Errors carry a stable code, an HTTP status and a Chinese message; one handler renders them."""
 
+from pydantic import BaseModel
+
 # code -> (HTTP status, default message)
 CODES: dict[str, tuple[int, str]] = {
     "VALIDATION_ERROR": (422, "请求参数有误"),
@@ -114,21 +116,16 @@ def install_handlers(app) -> None:
         return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)
 
 
-def _error_schema():
-    from pydantic import BaseModel
-
-    class ErrorDetail(BaseModel):
-        code: str
-        message: str
-        details: dict | None = None
-
-    class ErrorOut(BaseModel):
-        error: ErrorDetail
-
-    return ErrorOut
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict | None = None
 
 
-ErrorOut = _error_schema()
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
 # Every API route may answer these; listed in OpenAPI so clients (and schemathesis) know the shape.
 ERROR_RESPONSES = {status: {"model": ErrorOut, "description": desc} for status, desc in (
     (400, "Bad request"), (401, "Not logged in"), (403, "Forbidden"), (404, "Not found (or not yours)"),

@@ -193,3 +193,30 @@ def test_sms_guard_for_the_sms_endpoint(client):
     sms_attempt(request("192.0.2.1"), "13800138002")
     with pytest.raises(DomainError):
         sms_attempt(request("192.0.2.1"), "13800138003")  # 4th from one address within the hour
+
+
+def test_limits_are_shared_by_server_processes_through_redis(tmp_path):
+    """A real server with two worker processes and Redis: a scalper's 40 attempts, each on a fresh
+    connection (so both processes serve them), get exactly the account's budget of 10, not 10 per process."""
+    import httpx
+
+    from tests.security.burst import SERVER_NOW, seed
+    from tests.security.server import base_env, serve
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    w = seed(url, accounts=2, capacity=10)
+    (scalper, pid), (human, human_pid) = w.accounts
+    with private_redis(8535) as redis:
+        env = base_env(url, GUAHAO_NOW=SERVER_NOW, GUAHAO_REDIS_URL=redis.url, GUAHAO_RATE_LIMIT_ENABLED="true")
+        with serve(8548, env, workers=2) as base:
+            codes = []
+            for i in range(40):
+                with httpx.Client(base_url=base, timeout=15) as c:  # new connection each time
+                    r = c.post("/api/v1/appointments", headers=scalper,
+                               json=dict(slot_id=w.slots[i % 10], patient_id=pid, insurance_type="self_pay"))
+                    codes.append(r.status_code)
+            with httpx.Client(base_url=base, timeout=15) as c:
+                r = c.post("/api/v1/appointments", headers=human,
+                           json=dict(slot_id=w.slots[9], patient_id=human_pid, insurance_type="self_pay"))
+    assert len(codes) - codes.count(429) == 10, codes
+    assert r.status_code == 201, r.text

@@ -23,7 +23,7 @@ def database_url(request, tmp_path):
 
 def test_same_key_on_two_processes_books_once(database_url):
     url, admin_url = database_url
-    w = seed(admin_url, accounts=12, capacity=30)
+    w = seed(admin_url, accounts=6, capacity=10)
     env = base_env(url, GUAHAO_NOW=SERVER_NOW)
     with serve_many([8541, 8542], env) as (one, two), \
             httpx.Client(base_url=one) as c1, httpx.Client(base_url=two) as c2, ThreadPoolExecutor(8) as pool:
@@ -46,10 +46,10 @@ def test_same_key_on_two_processes_books_once(database_url):
 
 def test_retry_after_a_client_timeout_never_double_books(database_url):
     url, admin_url = database_url
-    w = seed(admin_url, accounts=8, capacity=10)
+    w = seed(admin_url, accounts=5, capacity=10)
     env = base_env(url, GUAHAO_NOW=SERVER_NOW)
     with serve(8543, env) as base, httpx.Client(base_url=base) as c:
-        first = [attempt(c, h, pid, w.slots[i], f"retry-{i}", timeout=0.002)
+        first = [attempt(c, h, pid, w.slots[i], f"retry-{i}", timeout=0.0005)
                  for i, (h, pid) in enumerate(w.accounts)]
         assert any(status == 0 for status, _ in first)  # the client really gave up on some
         retried = [attempt(c, h, pid, w.slots[i], f"retry-{i}") for i, (h, pid) in enumerate(w.accounts)]

@@ -14,7 +14,28 @@ def record(s: Session, now: datetime, actor_type: str, actor_id, action: str, ta
            ip: str | None = None) -> None:
     s.execute(insert(AuditEntry).values(
         at=now, actor_type=actor_type, actor_id=str(actor_id), hospital_id=hospital_id, action=action,
-        target_type=target_type, target_id=str(target_id), details=details or {}, ip=ip))
+        target_type=target_type, target_id=str(target_id), details=_masked(details or {}), ip=ip))
+
+
+def record_staff(s: Session, now: datetime, staff, action: str, target_type: str, target_id,
+                 hospital_id: int | None, details: dict | None = None, ip: str | None = None) -> None:
+    """A staff action (check-in, cancel on behalf, unban, stop session, settings, refund). `hospital_id`
+    is the hospital of the object acted on, so that hospital's admin sees the entry."""
+    record(s, now, "staff", f"{staff.id}:{staff.username}", action, target_type, target_id,
+           {"role": str(staff.role), **(details or {})}, hospital_id=hospital_id, ip=ip)
+
+
+def _masked(value):
+    """Defensive: an ID number or phone handed in by mistake is stored masked (A6)."""
+    from guahao.security.logmask import mask_text
+
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
 
 
 def entries(s: Session, scope: int | None, limit: int = 100, before_id: int | None = None,

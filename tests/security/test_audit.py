@@ -101,3 +101,21 @@ def test_client_address_behind_a_trusted_proxy(db, frozen):
         assert r.status_code == 201
     with db.reading() as s:
         assert s.scalar(text("SELECT ip FROM audit_log")) == "203.0.113.7"
+
+
+def test_staff_actions_and_defensive_masking(client, world):
+    """Other features record staff actions with record_staff; plain IDs/phones in details are masked."""
+    from guahao.audit.service import record_staff
+    from guahao.staff.service import Staff
+
+    clerk = Staff(id=7, username="h1-clerk", role="clerk", hospital_id=world["h1"], doctor_id=None)
+    with client.app.state.db.transaction() as s:
+        record_staff(s, NOW, clerk, "booking.check_in", "booking", world["booking"], world["h1"],
+                     {"note": f"patient {world['a_id_number']} phone {world['a_phone']}"}, ip="10.1.2.3")
+    entries = _audit(client, staff_token(client, "h1-admin"), action="booking.check_in")
+    assert len(entries) == 1
+    e = entries[0]
+    assert e["actor_type"] == "staff" and e["actor_id"] == "7:h1-clerk" and e["details"]["role"] == "clerk"
+    assert e["ip"] == "10.1.2.3" and e["hospital_id"] == world["h1"]
+    assert world["a_id_number"] not in str(e) and world["a_phone"] not in str(e)
+    assert world["a_id_number"][:6] + "********" in e["details"]["note"]

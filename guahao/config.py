@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             if name.startswith("rate_") and name != "rate_limit_enabled":
                 Rate.parse(getattr(self, name))  # a typo in a limit fails at start, not at 07:00
+        from guahao.security.clientip import networks
+
+        networks(tuple(self.trusted_proxies))  # likewise a malformed proxy CIDR
         if self.environment not in ("development", "test"):
             if self.secret_key == DEV_SECRET or self.data_key == DEV_DATA_KEY:
                 raise ValueError("GUAHAO_SECRET_KEY and GUAHAO_DATA_KEY must be set outside development")

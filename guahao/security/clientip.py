@@ -4,6 +4,7 @@ X-Forwarded-For is trusted only when the direct peer is a configured proxy (GUAH
 otherwise anyone could rotate a fake header to dodge per-address limits.
 """
 
+from functools import lru_cache
 from ipaddress import ip_address, ip_network
 
 
@@ -15,10 +16,14 @@ def _in(addr: str, nets) -> bool:
     return any(a in n for n in nets)
 
 
+@lru_cache(maxsize=16)
+def networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ip_network(n, strict=False) for n in cidrs)
+
+
 def client_address(request) -> str | None:
     peer = request.client.host if request.client else None
-    settings = request.app.state.settings
-    nets = [ip_network(n, strict=False) for n in settings.trusted_proxies]
+    nets = networks(tuple(request.app.state.settings.trusted_proxies))
     if not peer or not nets or not _in(peer, nets):
         return peer
     hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]

@@ -54,6 +54,8 @@ def test_settings_refuse_a_malformed_rate():
 
     with pytest.raises(ValidationError):
         Settings(rate_booking_account="ten per minute")
+    with pytest.raises(ValidationError):
+        Settings(trusted_proxies=["10.0.0.0/33"])
 
 
 def test_scalper_script_is_limited_while_a_human_books(client, world):

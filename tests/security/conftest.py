@@ -1,6 +1,6 @@
 """A small world for attacks: hospital 1 with its owner's data, hospital 2 with staff of every role."""
 
-from datetime import date, time
+from datetime import date
 
 import pytest
 import time_machine

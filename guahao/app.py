@@ -4,13 +4,19 @@ import logging
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from guahao.clock import Clock, clock_from_setting
 from guahao.config import Settings, get_settings
 from guahao.db import Database, make_database
-from guahao.errors import install_handlers
+from guahao import openapi_fixes
+from guahao.errors import ERROR_RESPONSES, install_handlers
+from guahao.security import logmask
+from guahao.security.access import enforce
+from guahao.security.bodylimit import BodyLimit
+from guahao.security.browser import BrowserGuard
+from guahao.security.ratelimit import RateLimiter
 
 log = logging.getLogger("guahao")
 STATIC = Path(__file__).parent / "web" / "static"
@@ -19,6 +25,7 @@ STATIC = Path(__file__).parent / "web" / "static"
 def routers():
     from guahao.accounts.api import router as accounts
     from guahao.attendance.api import router as attendance
+    from guahao.audit.api import router as audit
     from guahao.billing.api import router as billing
     from guahao.billing.pages import router as billing_pages
     from guahao.booking.api import router as booking
@@ -37,21 +44,28 @@ def routers():
 
     return [accounts, catalog, schedule, booking, staff,
             release, schedule_staff, waitlist, notifications, attendance, visits, billing,
-            account_pages, patient_pages, console_pages, visit_pages, billing_pages]
+            account_pages, patient_pages, console_pages, visit_pages, billing_pages, audit]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="guahao 预约挂号", version="0.1.0",
+    logmask.install()  # ID numbers and phones never reach a log line (A6)
+    # `enforce` checks every API route's declared audience (guahao/security/access.py) before the route runs.
+    app = FastAPI(title="guahao 预约挂号", version="0.1.0", dependencies=[Depends(enforce)],
                   description="Open-source hospital appointment registration platform. Errors are "
                               '`{"error": {"code", "message"}}` with stable codes and Chinese messages.')
     app.state.settings = settings
     app.state.db = db or make_database(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
     app.state.clock = clock or clock_from_setting(settings.now)
+    app.state.limiter = RateLimiter(settings.redis_url, settings.rate_limit_enabled)
     install_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserGuard)  # cross-site form posts refused; nosniff / no framing headers
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for r in routers():
-        app.include_router(r)
+        app.include_router(r, responses=ERROR_RESPONSES)  # documents the error shape in OpenAPI
+
+    openapi_fixes.install(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz():

@@ -37,8 +37,33 @@ class Settings(BaseSettings):
     db_pool_size: int = 4
     db_max_overflow: int = 4
 
+    # Abuse resistance (guahao/security). A rate is "COUNT/SECONDS" per key; limits are shared across
+    # processes through Redis when GUAHAO_REDIS_URL is set, else per process. Per-address limits are
+    # generous: whole hospitals and mobile carriers sit behind one NAT address.
+    rate_limit_enabled: bool = True
+    rate_booking_account: str = "10/60"
+    rate_booking_person: str = "10/60"
+    rate_booking_ip: str = "300/60"
+    rate_login_phone: str = "10/300"
+    rate_login_ip: str = "60/60"
+    rate_sms_phone: str = "1/60"
+    rate_sms_phone_day: str = "10/86400"
+    rate_sms_ip: str = "20/3600"
+    # Peers whose X-Forwarded-For is believed (CIDRs of the reverse proxies), JSON list in the env.
+    trusted_proxies: list[str] = []
+    # Request bodies above this are refused with 413 before they are read.
+    max_body_bytes: int = 64 * 1024
+
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> "Settings":
+        from guahao.security.ratelimit import Rate
+
+        for name in type(self).model_fields:
+            if name.startswith("rate_") and name != "rate_limit_enabled":
+                Rate.parse(getattr(self, name))  # a typo in a limit fails at start, not at 07:00
+        from guahao.security.clientip import networks
+
+        networks(tuple(self.trusted_proxies))  # likewise a malformed proxy CIDR
         if self.environment not in ("development", "test"):
             if self.secret_key == DEV_SECRET or self.data_key == DEV_DATA_KEY:
                 raise ValueError("GUAHAO_SECRET_KEY and GUAHAO_DATA_KEY must be set outside development")

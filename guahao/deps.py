@@ -59,7 +59,9 @@ def current_staff(request: Request, token: Annotated[str | None, Depends(oauth2)
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    from guahao.security.clientip import client_address
+
+    return client_address(request)
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

@@ -1,5 +1,7 @@
 """Errors carry a stable code, an HTTP status and a Chinese message; one handler renders them."""
 
+from pydantic import BaseModel
+
 # code -> (HTTP status, default message)
 CODES: dict[str, tuple[int, str]] = {
     "VALIDATION_ERROR": (422, "请求参数有误"),
@@ -56,6 +58,8 @@ CODES: dict[str, tuple[int, str]] = {
     "NOTHING_TO_PAY": (409, "没有需要支付的账单"),
     "PAYMENT_NOT_FOUND": (404, "未找到该支付订单"),
     "REFUND_EXCEEDS_PAID": (409, "退款金额超出可退金额"),
+    "PAYLOAD_TOO_LARGE": (413, "请求内容过大"),
+    "INTERNAL_ERROR": (500, "服务器内部错误，请稍后再试"),
 }
 
 
@@ -88,7 +92,7 @@ def install_handlers(app) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from sqlalchemy.exc import OperationalError, InterfaceError
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def _page(request: Request):
@@ -124,7 +128,8 @@ def install_handlers(app) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        by_status = {404: "NOT_FOUND", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 405: "VALIDATION_ERROR"}
+        by_status = {404: "NOT_FOUND", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 405: "VALIDATION_ERROR",
+                     413: "PAYLOAD_TOO_LARGE"}
         code = by_status.get(exc.status_code, "VALIDATION_ERROR")
         msg = {405: "不支持的请求方法"}.get(exc.status_code)
         if _page(request):
@@ -133,8 +138,36 @@ def install_handlers(app) -> None:
             return html_error(request, code, msg or CODES[code][1], exc.status_code)
         return error_response(code, msg, status=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # A bug: answer in the usual error shape, never a traceback (the log keeps it, masked).
+        return error_response("INTERNAL_ERROR")
+
+    @app.exception_handler(DataError)
+    async def _bad_data(request: Request, exc: DataError):
+        # The database refused a value the validators let through (a NUL character, say): the
+        # client's input, not our fault, and the transaction has rolled back.
+        return error_response("VALIDATION_ERROR", "请求包含无法保存的字符或数值")
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _db_down(request: Request, exc: Exception):
         # The database is away (restart, killed connection): say so; the pool reconnects by itself.
         return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+# Every API route may answer these; listed in OpenAPI so clients (and schemathesis) know the shape.
+ERROR_RESPONSES = {status: {"model": ErrorOut, "description": desc} for status, desc in (
+    (400, "Bad request"), (401, "Not logged in"), (403, "Forbidden"), (404, "Not found (or not yours)"),
+    (409, "Conflict with a rule"), (413, "Body too large"), (422, "Invalid input"),
+    (429, "Rate limited (see Retry-After)"), (503, "Database unavailable (see Retry-After)"))}

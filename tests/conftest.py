@@ -10,6 +10,9 @@ import os
 os.environ.setdefault("GUAHAO_ENVIRONMENT", "test")
 os.environ.setdefault("GUAHAO_ARGON2_TIME_COST", "1")
 os.environ.setdefault("GUAHAO_ARGON2_MEMORY_KIB", "1024")
+# Rate limits off for ordinary tests (fixtures sign up and log in hundreds of accounts from one address);
+# tests/security builds apps with limits on and attacks them.
+os.environ.setdefault("GUAHAO_RATE_LIMIT_ENABLED", "false")
 os.environ.pop("GUAHAO_NOW", None)
 
 import secrets  # noqa: E402
@@ -77,10 +80,19 @@ def _wipe(db) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with db.engine.begin() as c:
         if db.dialect == "postgresql":
+            # Bypass the append-only triggers on audit_log (migration 0006) for the wipe only.
+            c.execute(text("SET LOCAL session_replication_role = replica"))
             c.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
         else:
+            # SQLite cannot disable triggers: drop the append-only ones, wipe, and put them back.
+            triggers = c.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                                      "AND tbl_name = 'audit_log'")).all()
+            for name, _ in triggers:
+                c.execute(text(f'DROP TRIGGER "{name}"'))
             for t in tables:
                 c.execute(text(f'DELETE FROM "{t}"'))
+            for _, sql in triggers:
+                c.execute(text(sql))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

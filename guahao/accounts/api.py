@@ -8,7 +8,9 @@ from guahao.accounts import service
 from guahao.accounts.models import Patient, Person
 from guahao.accounts.schemas import (AccountIn, AccountOut, PatientIn, PatientOut, TokenOut, VisitCardIn,
                                      VisitCardOut)
-from guahao.deps import DB, AccountId, Now, ReadSession
+from guahao.audit.service import record
+from guahao.deps import DB, AccountId, ClientIp, Now, ReadSession
+from guahao.security.guards import login_attempt
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -22,7 +24,7 @@ def patient_out(p: Patient, person: Person, cards=()) -> PatientOut:
 
 
 @router.post("/accounts", status_code=201, response_model=AccountOut)
-def create_account(body: AccountIn, request: Request, db: DB, now: Now):
+def create_account(body: AccountIn, request: Request, db: DB, now: Now, ip: ClientIp):
     if request.app.state.settings.require_sms_code:
         from guahao.notifications.codes import confirm_code
 
@@ -30,11 +32,15 @@ def create_account(body: AccountIn, request: Request, db: DB, now: Now):
     with db.transaction() as s:
         account = service.register(s, now, body.phone, body.password, body.name, body.id_number)
         self_id = s.scalar(select(Patient.id).where(Patient.account_id == account.id))
+        # Audit details carry masked values only (A6).
+        record(s, now, "account", account.id, "account.create", "account", account.id,
+               {"phone": account.phone_masked, "self_patient_id": self_id}, ip=ip)
         return AccountOut(id=account.id, phone=account.phone_masked, self_patient_id=self_id)
 
 
 @router.post("/auth/token", response_model=TokenOut)
-def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB, now: Now):
+def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, db: DB, now: Now):
+    login_attempt(request, form.username)  # credential stuffing / brute force: 429 before hashing
     with db.reading() as s:
         return TokenOut(access_token=service.login(s, now, form.username, form.password))
 
@@ -52,11 +58,14 @@ def list_patients(account_id: AccountId, s: ReadSession):
 
 
 @router.post("/patients", status_code=201, response_model=PatientOut)
-def add_patient(body: PatientIn, account_id: AccountId, db: DB, now: Now):
+def add_patient(body: PatientIn, account_id: AccountId, db: DB, now: Now, ip: ClientIp):
     with db.transaction() as s:
         p = service.add_patient(s, now, account_id, body.name, body.id_number, body.phone, body.relation,
                                 body.insurance_type)
-        return patient_out(p, s.get(Person, p.person_id))
+        person = s.get(Person, p.person_id)
+        record(s, now, "account", account_id, "patient.add", "patient", p.id,
+               {"id_number": person.id_masked, "phone": p.phone_masked, "relation": p.relation}, ip=ip)
+        return patient_out(p, person)
 
 
 @router.get("/patients/{patient_id}", response_model=PatientOut)
@@ -66,14 +75,18 @@ def get_patient(patient_id: Id, account_id: AccountId, s: ReadSession):
 
 
 @router.delete("/patients/{patient_id}", status_code=204)
-def delete_patient(patient_id: Id, account_id: AccountId, db: DB, now: Now):
+def delete_patient(patient_id: Id, account_id: AccountId, db: DB, now: Now, ip: ClientIp):
     with db.transaction() as s:
         service.remove_patient(s, now, account_id, patient_id)
+        record(s, now, "account", account_id, "patient.remove", "patient", patient_id, ip=ip)
     return Response(status_code=204)
 
 
 @router.put("/patients/{patient_id}/visit-cards", response_model=VisitCardOut)
-def bind_visit_card(patient_id: Id, body: VisitCardIn, account_id: AccountId, db: DB, now: Now):
+def bind_visit_card(patient_id: Id, body: VisitCardIn, account_id: AccountId, db: DB, now: Now,
+                    ip: ClientIp):
     with db.transaction() as s:
         c = service.bind_visit_card(s, now, account_id, patient_id, body.hospital_id, body.card_number)
+        record(s, now, "account", account_id, "visit_card.bind", "patient", patient_id,
+               {"card_number": c.card_number}, hospital_id=c.hospital_id, ip=ip)
         return VisitCardOut(hospital_id=c.hospital_id, card_number=c.card_number)

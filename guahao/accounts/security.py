@@ -37,13 +37,11 @@ def issue_token(subject: str, kind: str, now: datetime, extra: dict | None = Non
 def read_token(token: str, kind: str, now: datetime) -> dict:
     try:
         claims = jwt.decode(token, get_settings().secret_key, algorithms=["HS256"],
-                            # Both checked against the injected clock below: PyJWT's own iat check uses the
-                            # system time and refused every token issued under a future GUAHAO_NOW.
-                            options={"verify_exp": False, "verify_iat": False})
+                            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
     except jwt.PyJWTError:
         raise DomainError("UNAUTHORIZED", "登录已失效，请重新登录") from None
-    # Expiry against the injected clock, not the system's (PyJWT's own iat check would reject tokens
-    # issued by a clock set ahead, as with GUAHAO_NOW).
+    # Time claims against the injected clock, not the system's (PyJWT would refuse a GUAHAO_NOW
+    # server's tokens as issued in the future).
     if claims.get("kind") != kind or claims.get("exp", 0) <= now.timestamp():
         raise DomainError("UNAUTHORIZED", "登录已失效，请重新登录")
     return claims

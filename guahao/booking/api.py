@@ -8,6 +8,7 @@ from guahao.booking import service
 from guahao.booking.repository import account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
 from guahao.deps import DB, AccountId, Now, ReadSession
+from guahao.security.guards import booking_attempt
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -48,6 +49,7 @@ def _idempotent(db, now, account_id, key, request: Request, body: dict, action):
 @router.post("/appointments", status_code=201, response_model=AppointmentOut)
 def book(body: AppointmentIn, request: Request, db: DB, now: Now, account_id: AccountId,
          idempotency_key: IdemKey = None):
+    booking_attempt(request, account_id, body.patient_id)  # rate limits (429) before the booking transaction
     def action(s):
         booking_id = service.book(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type)
         return 201, appointment_out(service.get_view(s, account_id, booking_id)).model_dump(mode="json")
@@ -77,6 +79,7 @@ def cancel(booking_id: Id, request: Request, account_id: AccountId, db: DB, now:
 @router.post("/appointments/{booking_id}/reschedule", status_code=201, response_model=AppointmentOut)
 def reschedule(booking_id: Id, body: RescheduleIn, request: Request, db: DB, now: Now,
                account_id: AccountId, idempotency_key: IdemKey = None):
+    booking_attempt(request, account_id, None)
     def action(s):
         from guahao.billing.deps import get_provider
         from guahao.billing.service import after_reschedule  # a paid fee moves with the booking

@@ -1,11 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from guahao.accounts.schemas import TokenOut
 from guahao.deps import DB, CurrentStaff, Now
+from guahao.security.guards import login_attempt
 from guahao.staff import service
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
@@ -20,7 +21,8 @@ class StaffMe(BaseModel):
 
 
 @router.post("/token", response_model=TokenOut)
-def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB, now: Now):
+def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, db: DB, now: Now):
+    login_attempt(request, form.username, "staff")
     with db.reading() as s:
         return TokenOut(access_token=service.login(s, now, form.username, form.password))
 

@@ -1,0 +1,1 @@
+"""Cross-cutting trust mechanisms: access rules, rate limits, client address, log masking, body limits."""

@@ -1,0 +1,224 @@
+"""Abuse resistance: per account, per person, per address limits on booking and login (429 +
+Retry-After), shared across processes through Redis, surviving a Redis outage; schedule reads never limited."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from guahao.security.ratelimit import MemoryBackend, Rate, RateLimiter
+from tests import factories as f
+from tests.security.conftest import limited_settings
+from tests.security.redis_server import private_redis
+
+
+def _client(db, **settings):
+    from guahao.app import create_app
+    from guahao.clock import SystemClock
+
+    settings.setdefault("trusted_proxies", ["127.0.0.1/32"])
+    app = create_app(limited_settings(**settings), db=db, clock=SystemClock())
+    return TestClient(app, raise_server_exceptions=False, client=("127.0.0.1", 50000))
+
+
+def _from(ip: str, headers: dict | None = None) -> dict:
+    return {**(headers or {}), "X-Forwarded-For": ip}
+
+
+def _limited(r) -> int:
+    assert r.status_code == 429, r.text
+    assert r.json()["error"]["code"] == "RATE_LIMITED"
+    retry = int(r.headers["Retry-After"])
+    assert 1 <= retry <= 3600 and r.json()["error"]["details"]["retry_after"] == retry
+    return retry
+
+
+def test_rate_parse_and_memory_window():
+    assert Rate.parse("10/60") == Rate(10, 60.0)
+    for bad in ("0/60", "10", "x/1", "5/0"):
+        with pytest.raises(ValueError):
+            Rate.parse(bad)
+    now = [1000.0]
+    m = MemoryBackend(clock=lambda: now[0])
+    assert [m.hit("k", 60)[0] for _ in range(3)] == [1, 2, 3]
+    now[0] += 59.9
+    assert m.hit("k", 60)[0] == 4
+    now[0] += 0.2  # the window has ended: a fresh count
+    assert m.hit("k", 60) == (1, 60)
+
+
+def test_settings_refuse_a_malformed_rate():
+    from pydantic import ValidationError
+
+    from guahao.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(rate_booking_account="ten per minute")
+    with pytest.raises(ValidationError):
+        Settings(trusted_proxies=["10.0.0.0/33"])
+
+
+def test_scalper_script_is_limited_while_a_human_books(client, world):
+    """50 attempts in a burst from one account: the first 10 are served, the rest get 429 fast;
+    a human on another account (same address — a hospital NAT) books normally."""
+    c = _client(client.app.state.db)
+    slots = world["slots"]
+    scalper, scalper_patient, _ = f.signup(client)
+    answers = []
+    started = time.monotonic()
+    for i in range(50):
+        r = c.post("/api/v1/appointments", headers=_from("203.0.113.9", scalper),
+                   json=dict(slot_id=slots[1 + i % 3], patient_id=scalper_patient, insurance_type="self_pay"))
+        answers.append(r.status_code)
+        if r.status_code == 429:
+            _limited(r)
+    assert time.monotonic() - started < 20
+    assert answers.count(429) == 40 and 429 not in answers[:10]
+    assert all(s in (201, 409) for s in answers[:10])
+    human, human_patient, _ = f.signup(client, name="张三")
+    r = c.post("/api/v1/appointments", headers=_from("203.0.113.9", human),
+               json=dict(slot_id=slots[4], patient_id=human_patient, insurance_type="self_pay"))
+    assert r.status_code == 201, r.text
+    # Refreshing the schedule, even far faster than a human, is never limited.
+    for _ in range(200):
+        assert c.get(f"/api/v1/slots?doctor_id={world['doc1']}", headers=_from("203.0.113.9")).status_code == 200
+
+
+def test_one_person_across_many_accounts_shares_one_budget(client, world):
+    """A scalper farm adds the same ID number under several accounts: the per-person limit still holds."""
+    c = _client(client.app.state.db, rate_booking_account="10/60", rate_booking_person="6/60")
+    idn = f.id_number()
+    farm = []
+    for i in range(3):
+        h, _, _ = f.signup(client, name="王五")
+        pid = client.post("/api/v1/patients", headers=h, json=dict(
+            name="赵六", id_number=idn, phone=f.phone(), relation="其他")).json()["id"]
+        farm.append((h, pid))
+    codes = []
+    for i in range(9):
+        h, pid = farm[i % 3]
+        r = c.post("/api/v1/appointments", headers=_from(f"198.51.100.{i}", h),
+                   json=dict(slot_id=world["slots"][3], patient_id=pid, insurance_type="self_pay"))
+        codes.append(r.status_code)
+    assert codes[:6].count(429) == 0 and codes[6:] == [429, 429, 429]
+
+
+def test_per_address_limit_on_booking(client, world):
+    c = _client(client.app.state.db, rate_booking_ip="5/60")
+    users = [f.signup(client) for _ in range(7)]
+    codes = [c.post("/api/v1/appointments", headers=_from("192.0.2.50", h),
+                    json=dict(slot_id=world["slots"][2], patient_id=p, insurance_type="self_pay")).status_code
+             for h, p, _ in users[:6]]
+    assert codes[5] == 429 and 429 not in codes[:5]
+    # Another address is unaffected.
+    h, p, _ = users[6]
+    r = c.post("/api/v1/appointments", headers=_from("192.0.2.51", h),
+               json=dict(slot_id=world["slots"][2], patient_id=p, insurance_type="self_pay"))
+    assert r.status_code in (201, 409)
+
+
+def test_forwarded_for_is_ignored_from_untrusted_peers(client, world):
+    """Without a trusted proxy, rotating X-Forwarded-For does not dodge the per-address limit."""
+    c = _client(client.app.state.db, rate_booking_ip="3/60", trusted_proxies=[])
+    h, p, _ = f.signup(client)
+    codes = [c.post("/api/v1/appointments", headers=_from(f"10.9.9.{i}", h),
+                    json=dict(slot_id=world["slots"][1], patient_id=p, insurance_type="self_pay")).status_code
+             for i in range(4)]
+    assert codes[3] == 429
+
+
+def test_login_brute_force_and_credential_stuffing(client, world):
+    c = _client(client.app.state.db, rate_login_phone="5/300", rate_login_ip="8/60")
+    phone = world["a_phone"]
+    codes = [c.post("/api/v1/auth/token", headers=_from("203.0.113.1"),
+                    data=dict(username=phone, password=f"wrong{i}pass")).status_code for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    _limited(c.post("/api/v1/auth/token", headers=_from("203.0.113.2"),
+                    data=dict(username=phone, password="secret123")))
+    # Stuffing: many phones from one address.
+    codes = [c.post("/api/v1/auth/token", headers=_from("203.0.113.3"),
+                    data=dict(username=f.phone(), password="Password1")).status_code for _ in range(9)]
+    assert codes == [401] * 8 + [429]
+    # Staff login is limited the same way.
+    codes = [c.post("/api/v1/staff/token", headers=_from("203.0.113.4"),
+                    data=dict(username="h1-admin", password="bad-guess-1")).status_code for _ in range(6)]
+    assert codes[-1] == 429
+
+
+def test_redis_limits_are_shared_between_processes_and_survive_an_outage():
+    """Two limiters (as in two server processes) share one Redis counter; when Redis dies, hits fall
+    back to process memory at once and never raise anything but RATE_LIMITED."""
+    from guahao.errors import DomainError
+
+    with private_redis(8531) as r:
+        a, b = RateLimiter(r.url), RateLimiter(r.url)
+        key = f"test:shared:{time.time_ns()}"
+        for lim in (a, b, a, b):
+            lim.hit(key, "4/60")
+        with pytest.raises(DomainError) as e:
+            b.hit(key, "4/60")
+        assert e.value.code == "RATE_LIMITED" and 1 <= e.value.details["retry_after"] <= 60
+        import redis
+
+        stored = redis.Redis.from_url(r.url).keys("guahao:rl:*")
+        assert stored and all(key.encode() not in k for k in stored)  # keys are hashed
+        r.stop()
+        started = time.monotonic()
+        for _ in range(3):
+            a.hit("test:after-outage", "5/60")  # memory fallback: counts, does not fail
+        assert time.monotonic() - started < 2
+        with pytest.raises(DomainError):
+            for _ in range(3):
+                a.hit("test:after-outage", "5/60")
+
+
+def test_sms_guard_for_the_sms_endpoint(client):
+    """The SMS endpoint (another branch) calls guards.sms_attempt: one code a minute per phone (A1),
+    a daily cap per phone, and a cap per address."""
+    from starlette.requests import Request
+
+    from guahao.errors import DomainError
+    from guahao.security.guards import sms_attempt
+
+    c = _client(client.app.state.db, rate_sms_ip="3/3600")
+    app = c.app
+
+    def request(ip: str) -> Request:
+        return Request({"type": "http", "app": app, "client": (ip, 1), "headers": [], "method": "POST",
+                        "path": "/api/v1/sms-codes", "query_string": b""})
+
+    sms_attempt(request("192.0.2.1"), "13800138000")
+    with pytest.raises(DomainError) as e:
+        sms_attempt(request("192.0.2.2"), "13800138000")  # same phone within 60 s, from anywhere
+    assert e.value.code == "RATE_LIMITED" and 50 <= e.value.details["retry_after"] <= 60
+    sms_attempt(request("192.0.2.1"), "13800138001")
+    sms_attempt(request("192.0.2.1"), "13800138002")
+    with pytest.raises(DomainError):
+        sms_attempt(request("192.0.2.1"), "13800138003")  # 4th from one address within the hour
+
+
+def test_limits_are_shared_by_server_processes_through_redis(tmp_path):
+    """A real server with two worker processes and Redis: a scalper's 40 attempts, each on a fresh
+    connection (so both processes serve them), get exactly the account's budget of 10, not 10 per process."""
+    import httpx
+
+    from tests.security.burst import SERVER_NOW, seed
+    from tests.security.server import base_env, serve
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    w = seed(url, accounts=2, capacity=10)
+    (scalper, pid), (human, human_pid) = w.accounts
+    with private_redis(8535) as redis:
+        env = base_env(url, GUAHAO_NOW=SERVER_NOW, GUAHAO_REDIS_URL=redis.url, GUAHAO_RATE_LIMIT_ENABLED="true")
+        with serve(8548, env, workers=2) as base:
+            codes = []
+            for i in range(40):
+                with httpx.Client(base_url=base, timeout=15) as c:  # new connection each time
+                    r = c.post("/api/v1/appointments", headers=scalper,
+                               json=dict(slot_id=w.slots[i % 10], patient_id=pid, insurance_type="self_pay"))
+                    codes.append(r.status_code)
+            with httpx.Client(base_url=base, timeout=15) as c:
+                r = c.post("/api/v1/appointments", headers=human,
+                           json=dict(slot_id=w.slots[9], patient_id=human_pid, insurance_type="self_pay"))
+    assert len(codes) - codes.count(429) == 10, codes
+    assert r.status_code == 201, r.text

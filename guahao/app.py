@@ -47,6 +47,20 @@ def routers():
             account_pages, patient_pages, console_pages, visit_pages, billing_pages, audit]
 
 
+def _release_gate(app: FastAPI, settings: Settings) -> None:
+    """Per-process memory of sure refusals and availability pages (guahao/release/gate.py)."""
+    from guahao.release.availability import AvailabilityCache
+    from guahao.release.fastlane import FastLane
+    from guahao.release.gate import Gate
+
+    app.state.availability = AvailabilityCache()
+    app.state.gate = Gate(settings.redis_url, settings.redis_prefix)
+    app.state.gate.attach(app.state.db.engine)
+    app.state.gate.on_change(app.state.availability.invalidate)
+    app.state.gate.on_write(app.state.availability.clear)
+    app.add_middleware(FastLane, state=app.state)
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
     logmask.install()  # ID numbers and phones never reach a log line (A6)
@@ -56,8 +70,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None, clo
                               '`{"error": {"code", "message"}}` with stable codes and Chinese messages.')
     app.state.settings = settings
     app.state.db = db or make_database(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
-    app.state.clock = clock or clock_from_setting(settings.now)
+    app.state.clock = clock or clock_from_setting(settings.now, settings.now_anchor)
     app.state.limiter = RateLimiter(settings.redis_url, settings.rate_limit_enabled)
+    _release_gate(app, settings)
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BrowserGuard)  # cross-site form posts refused; nosniff / no framing headers

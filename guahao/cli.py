@@ -193,6 +193,7 @@ def serve(
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="server processes (production: 2 per core)")] = 1,
     with_worker: Annotated[bool, typer.Option(help="also run the background jobs in this process")] = False,
+    access_log: Annotated[bool, typer.Option(help="one log line per request (costs CPU at the release burst)")] = True,
 ):
     """Serve the platform (API at /api/v1, docs at /docs)."""
     import uvicorn
@@ -206,7 +207,7 @@ def serve(
         typer.echo("background worker running in-process (docs/worker.md)")
     typer.echo(f"guahao serving at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run("guahao.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                proxy_headers=True)
+                proxy_headers=True, access_log=access_log)
 
 from guahao.worker.cli import register as _register_clockwork  # noqa: E402
 

@@ -21,15 +21,19 @@ class SystemClock:
 class StartedClock:
     """Starts at a given instant and runs forward with real time (GUAHAO_NOW)."""
 
-    def __init__(self, start: datetime):
+    def __init__(self, start: datetime, anchor: float | None = None):
         if start.tzinfo is None:
             start = start.replace(tzinfo=TZ)
         self._start = start.astimezone(UTC)
+        # With an anchor (the Unix time at which the clock reads `start`) all server processes agree.
+        self._anchor = anchor
         self._t0 = time.monotonic()
 
     def now(self) -> datetime:
         from datetime import timedelta
 
+        if self._anchor is not None:
+            return self._start + timedelta(seconds=time.time() - self._anchor)
         return self._start + timedelta(seconds=time.monotonic() - self._t0)
 
 
@@ -43,10 +47,10 @@ class FixedClock:
         return self.at
 
 
-def clock_from_setting(now: str | None) -> Clock:
+def clock_from_setting(now: str | None, anchor: float | None = None) -> Clock:
     if not now:
         return SystemClock()
-    return StartedClock(datetime.fromisoformat(now))
+    return StartedClock(datetime.fromisoformat(now), anchor)
 
 
 def local(dt: datetime) -> datetime:

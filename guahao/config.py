@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     sms_secret: str | None = None
     # Signs and verifies sandbox payment callbacks (HMAC-SHA256); a real provider has its own keys.
     payment_sandbox_key: str = "dev-only-sandbox-payment-key"
+    # Unix time at which the clock reads `now`: every worker process then shows the same instant.
+    now_anchor: float | None = None
+    # Key and channel prefix in Redis (the release gate's invalidations).
+    redis_prefix: str = "guahao:"
     db_pool_size: int = 4
     db_max_overflow: int = 4
 

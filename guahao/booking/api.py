@@ -1,17 +1,20 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request
+from anyio import CapacityLimiter, to_thread
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from guahao import idempotency
 from guahao.booking import service
-from guahao.booking.repository import account_bookings
+from guahao.booking.repository import PLACES_LEFT, account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
-from guahao.deps import DB, AccountId, Now, ReadSession
+from guahao.deps import DB, AccountId, Now, ReadSession, current_account_id, oauth2
+from guahao.errors import DomainError
 from guahao.security.guards import booking_attempt
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Token = Annotated[str | None, Depends(oauth2)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)]
 
 
@@ -47,13 +50,58 @@ def _idempotent(db, now, account_id, key, request: Request, body: dict, action):
 
 
 @router.post("/appointments", status_code=201, response_model=AppointmentOut)
-def book(body: AppointmentIn, request: Request, db: DB, now: Now, account_id: AccountId,
-         idempotency_key: IdemKey = None):
-    booking_attempt(request, account_id, body.patient_id)  # rate limits (429) before the booking transaction
+async def book(body: AppointmentIn, request: Request, token: Token, idempotency_key: IdemKey = None):
+    """At the release instant most requests lose: the gate answers sure losers right here on the event
+    loop (no thread, no transaction); everything else goes to the database in the thread pool."""
+    state = request.app.state
+    now = state.clock.now()
+    account_id = current_account_id(request, token)
+    # Rate limits (429) first: a scalper's refused attempts spend their budget too.
+    booking_attempt(request, account_id, body.patient_id)
+    # A retried Idempotency-Key must get its first answer again, which only the database knows.
+    if idempotency_key is None:
+        refusal = state.gate.refusal(body.slot_id, now)
+        if refusal is not None:
+            return JSONResponse(refusal.body(), status_code=refusal.status)
+    return await to_thread.run_sync(_book, state.db, state.gate, now, account_id, idempotency_key, request, body,
+                                    limiter=_booking_limiter(state))
+
+
+def _booking_limiter(state) -> CapacityLimiter:
+    """As many booking threads as database connections: more would only queue on the pool while
+    contending for the GIL with the threads that hold a connection, stretching every transaction."""
+    limiter = getattr(state, "booking_limiter", None)
+    if limiter is None:
+        s = state.settings
+        limiter = state.booking_limiter = CapacityLimiter(max(1, s.db_pool_size + s.db_max_overflow))
+    return limiter
+
+
+def _book(db, gate, now, account_id, idempotency_key, request, body: AppointmentIn):
+    generation = gate.generation
+    booked_session = []
+
     def action(s):
         booking_id = service.book(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type)
-        return 201, appointment_out(service.get_view(s, account_id, booking_id)).model_dump(mode="json")
-    return _idempotent(db, now, account_id, idempotency_key, request, body.model_dump(mode="json"), action)
+        view = service.get_view(s, account_id, booking_id)
+        booked_session.append((view.Booking.session_id, s.info.pop(PLACES_LEFT, None)))
+        return view
+    try:
+        if idempotency_key is None:
+            with db.transaction() as s:
+                view = action(s)
+            # Rendered after the commit: the connection is not held for it.
+            response = JSONResponse(appointment_out(view).model_dump(mode="json"), status_code=201)
+        else:
+            response = _idempotent(
+                db, now, account_id, idempotency_key, request, body.model_dump(mode="json"),
+                lambda s: (201, appointment_out(action(s)).model_dump(mode="json")))
+    except DomainError as e:
+        gate.learn(db, body.slot_id, e, generation)
+        raise
+    if booked_session:
+        gate.booked(body.slot_id, *booked_session[0], generation)
+    return response
 
 
 @router.get("/appointments", response_model=list[AppointmentOut])

@@ -2,12 +2,13 @@
 
 from datetime import date, timedelta
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Date, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from guahao.accounts.models import Ban, Patient, Person, VisitCard
 from guahao.booking.models import ACTIVE_STATUSES, Booking
 from guahao.catalog.models import Department, Doctor, Hospital
+from guahao.release import gate as release_gate
 from guahao.schedule.models import ClinicSession, Slot
 
 B = Booking.__table__
@@ -15,13 +16,13 @@ CS = ClinicSession.__table__
 SL = Slot.__table__
 
 
-def slot_for_booking(s: Session, slot_id: int):
-    """The slot with its session and hospital settings, and whether an active booking holds it."""
+def _slot_for_booking_query():
     held = (
         select(B.c.id).where(B.c.slot_id == SL.c.id, B.c.status.in_(ACTIVE_STATUSES))
         .correlate(SL).exists()
     )
-    row = s.execute(
+    P = Patient.__table__
+    return (
         select(
             SL.c.id.label("slot_id"), SL.c.seq, SL.c.starts_at.label("slot_start"),
             SL.c.ends_at.label("slot_end"), CS.c.id.label("session_id"), CS.c.hospital_id,
@@ -29,13 +30,26 @@ def slot_for_booking(s: Session, slot_id: int):
             CS.c.number_type, CS.c.fee, CS.c.status, CS.c.online_bookable, CS.c.release_at,
             CS.c.capacity, CS.c.booked,
             Hospital.same_day_booking, Hospital.requires_visit_card, Hospital.requires_prepayment,
-            held.label("held"),
+            held.label("held"), P.c.id.label("patient_pk"), P.c.person_id,
         )
         .join(CS, CS.c.id == SL.c.session_id)
         .join(Hospital, Hospital.id == CS.c.hospital_id)
-        .where(SL.c.id == slot_id)
-    ).one_or_none()
-    return row
+        .outerjoin(P, and_(P.c.id == bindparam("patient_id"), P.c.account_id == bindparam("account_id"),
+                           P.c.removed_at.is_(None)))
+        .where(SL.c.id == bindparam("slot_id"))
+    )
+
+
+# The hot path's statements are built once: constructing a SQLAlchemy statement per request costs more
+# CPU than the database spends executing it.
+_SLOT_FOR_BOOKING = _slot_for_booking_query()
+
+
+def slot_for_booking(s: Session, slot_id: int, account_id: int | None = None, patient_id: int | None = None):
+    """The slot with its session and hospital settings, whether an active booking holds it, and (when
+    asked) the account's patient in the same round trip: `patient_pk` is None when it is not theirs."""
+    return s.execute(_SLOT_FOR_BOOKING, dict(slot_id=slot_id, account_id=account_id,
+                                             patient_id=patient_id)).one_or_none()
 
 
 def patient_for_booking(s: Session, account_id: int, patient_id: int):
@@ -45,10 +59,22 @@ def patient_for_booking(s: Session, account_id: int, patient_id: int):
     ).one_or_none()
 
 
-def lock_person(s: Session, person_id: int) -> None:
-    """Serialise one person's bookings: limit checks (L2–L4) read, then write, under this row lock."""
-    s.execute(update(Person).where(Person.id == person_id)
-              .values(booking_version=Person.booking_version + 1))
+PE = Person.__table__
+# Core, not ORM: an ORM-enabled UPDATE would also synchronise the session's identity map.
+_LOCK_PERSON = update(PE).where(PE.c.id == bindparam("pid")).values(booking_version=PE.c.booking_version + 1)
+_LOCK_PERSON_BAN = _LOCK_PERSON.returning(select(func.max(Ban.ends_on)).where(
+    Ban.person_id == bindparam("pid"), Ban.lifted_at.is_(None), Ban.ends_on > bindparam("today"))
+    .scalar_subquery())
+
+
+def lock_person(s: Session, person_id: int, today: date | None = None) -> date | None:
+    """Serialise one person's bookings: limit checks (L2–L4) read, then write, under this row lock.
+
+    Returns, in the same statement, the end of the person's current ban (when `today` is given)."""
+    if today is None:
+        s.execute(_LOCK_PERSON, dict(pid=person_id))
+        return None
+    return s.execute(_LOCK_PERSON_BAN, dict(pid=person_id, today=today)).scalar()
 
 
 def ban_end(s: Session, person_id: int, today: date) -> date | None:
@@ -56,11 +82,14 @@ def ban_end(s: Session, person_id: int, today: date) -> date | None:
         Ban.person_id == person_id, Ban.lifted_at.is_(None), Ban.ends_on > today))
 
 
+_VISITS_NEAR = select(B.c.hospital_id, B.c.department_id, B.c.visit_date).where(
+    B.c.person_id == bindparam("pid"), B.c.status.in_(ACTIVE_STATUSES),
+    B.c.visit_date.between(bindparam("lo", type_=Date), bindparam("hi", type_=Date)))
+
+
 def person_visits_near(s: Session, person_id: int, around: date, span: int):
-    return s.execute(select(B.c.hospital_id, B.c.department_id, B.c.visit_date).where(
-        B.c.person_id == person_id, B.c.status.in_(ACTIVE_STATUSES),
-        B.c.visit_date.between(around - timedelta(days=span), around + timedelta(days=span)),
-    )).all()
+    return s.execute(_VISITS_NEAR, dict(pid=person_id, lo=around - timedelta(days=span),
+                                        hi=around + timedelta(days=span))).all()
 
 
 def has_visit_card(s: Session, patient_id: int, hospital_id: int) -> bool:
@@ -68,20 +97,38 @@ def has_visit_card(s: Session, patient_id: int, hospital_id: int) -> bool:
         VisitCard.patient_id == patient_id, VisitCard.hospital_id == hospital_id)) is not None
 
 
+PLACES_LEFT = "guahao_places_left"
+
+
+_TAKE_PLACE = update(CS).where(
+    CS.c.id == bindparam("sid"), CS.c.booked < CS.c.capacity, CS.c.status == "open"
+).values(booked=CS.c.booked + 1).returning(CS.c.capacity - CS.c.booked)
+
+
 def take_place(s: Session, session_id: int) -> bool:
-    """The capacity guard (R3): one conditional statement, no read-then-write race."""
-    res = s.execute(update(CS).where(
-        CS.c.id == session_id, CS.c.booked < CS.c.capacity, CS.c.status == "open"
-    ).values(booked=CS.c.booked + 1))
-    return res.rowcount == 1
+    """The capacity guard (R3): one conditional statement, no read-then-write race.
+
+    The places left after it are noted in the unit of work (`s.info[PLACES_LEFT]`): the release gate
+    learns from the booking that fills a session that the session is full, without another query."""
+    left = s.execute(_TAKE_PLACE, dict(sid=session_id)).scalar()
+    if left is None:
+        return False
+    s.info[PLACES_LEFT] = left
+    return True
 
 
 def free_place(s: Session, session_id: int) -> None:
+    """Every path that frees a place (cancel, expiry, window cancel) comes here, so the release gate's
+    sold-out answers are withdrawn in every process once the transaction commits."""
     s.execute(update(CS).where(CS.c.id == session_id, CS.c.booked > 0).values(booked=CS.c.booked - 1))
+    release_gate.freed_after_commit(s, session_id)
+
+
+_INSERT_BOOKING = insert(B).returning(B.c.id)
 
 
 def insert_booking(s: Session, values: dict) -> int:
-    return s.execute(insert(B).values(**values).returning(B.c.id)).scalar_one()
+    return s.execute(_INSERT_BOOKING, values).scalar_one()
 
 
 def set_status_if(s: Session, booking_id: int, from_statuses: tuple, values: dict) -> bool:
@@ -91,7 +138,6 @@ def set_status_if(s: Session, booking_id: int, from_statuses: tuple, values: dic
 
 def booking_view_query():
     """A booking with the names a patient needs on the slip."""
-    parent = Department.__table__.alias("parent")
     return (
         select(Booking, Hospital.name.label("hospital_name"), Department.name.label("department_name"),
                Department.location.label("location"), Doctor.name.label("doctor_name"),
@@ -109,6 +155,9 @@ def account_bookings(s: Session, account_id: int):
                      .order_by(Booking.visit_date.desc(), Booking.period_start.desc(), Booking.id.desc())).all()
 
 
+_ACCOUNT_BOOKING = booking_view_query().where(
+    and_(Booking.account_id == bindparam("aid"), Booking.id == bindparam("bid")))
+
+
 def account_booking(s: Session, account_id: int, booking_id: int):
-    return s.execute(booking_view_query().where(
-        and_(Booking.account_id == account_id, Booking.id == booking_id))).one_or_none()
+    return s.execute(_ACCOUNT_BOOKING, dict(aid=account_id, bid=booking_id)).one_or_none()

@@ -34,11 +34,10 @@ def book(
     policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
 ) -> int:
     """Book `slot_id` for the account's patient; returns the booking id or raises a DomainError."""
-    slot = repo.slot_for_booking(s, slot_id)
+    slot = repo.slot_for_booking(s, slot_id, account_id, patient_id)
     if slot is None:
         raise DomainError("NOT_FOUND", "未找到该号源")
-    patient = repo.patient_for_booking(s, account_id, patient_id)
-    if patient is None:
+    if slot.patient_pk is None:
         raise DomainError("NOT_FOUND", "未找到该就诊人")
     if slot.status != "open":
         raise DomainError("SESSION_STOPPED")
@@ -49,13 +48,13 @@ def book(
         raise DomainError("SESSION_FULL")
     if slot.held:
         raise DomainError("SLOT_TAKEN")
-    if slot.requires_visit_card and not repo.has_visit_card(s, patient.id, slot.hospital_id):
+    if slot.requires_visit_card and not repo.has_visit_card(s, slot.patient_pk, slot.hospital_id):
         raise DomainError("VISIT_CARD_REQUIRED")
 
-    repo.lock_person(s, patient.person_id)
-    rules.check_not_banned(local(now).date(), repo.ban_end(s, patient.person_id, local(now).date()))
+    today = local(now).date()
+    rules.check_not_banned(today, repo.lock_person(s, slot.person_id, today))
     existing = [rules.Visit(*r) for r in
-                repo.person_visits_near(s, patient.person_id, slot.visit_date, rules.limit_span(policy))]
+                repo.person_visits_near(s, slot.person_id, slot.visit_date, rules.limit_span(policy))]
     rules.check_limits(existing, rules.Visit(slot.hospital_id, slot.department_id, slot.visit_date), policy)
 
     if not repo.take_place(s, slot.session_id):
@@ -63,8 +62,8 @@ def book(
     try:
         # No savepoint: any failure here aborts the whole unit of work, place taken above included.
         return repo.insert_booking(s, dict(
-            serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=patient.id,
-            person_id=patient.person_id, slot_id=slot.slot_id, session_id=slot.session_id,
+            serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=slot.patient_pk,
+            person_id=slot.person_id, slot_id=slot.slot_id, session_id=slot.session_id,
             hospital_id=slot.hospital_id, department_id=slot.department_id, doctor_id=slot.doctor_id,
             visit_date=slot.visit_date, period=slot.period, period_start=slot.slot_start,
             period_end=slot.slot_end, seq=slot.seq, number_type=slot.number_type, fee=slot.fee,

@@ -1,22 +1,45 @@
 from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
-from guahao.deps import Now, ReadSession
 from guahao.errors import DomainError
 from guahao.schedule import service
+from guahao.release.availability import etag_matches
 from guahao.schedule.schemas import AvailabilityOut, DoctorRef, SessionOut, SlotOut
 
 router = APIRouter(prefix="/api/v1", tags=["schedule"])
+# Shared caches may keep a page but must ask again (a 304 is cheap); the server's own copy is ≤ 0.5 s old.
+CACHE_CONTROL = "public, no-cache"
 OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 
 @router.get("/slots", response_model=AvailabilityOut)
-def slots(s: ReadSession, now: Now, department_id: OptId = None, doctor_id: OptId = None,
-          date: Annotated[date | None, Query()] = None, date_to: Annotated[date | None, Query()] = None):
+async def slots(request: Request, department_id: OptId = None, doctor_id: OptId = None,
+                date: Annotated[date | None, Query()] = None, date_to: Annotated[date | None, Query()] = None):
+    """Served from the per-process page cache (guahao/release/availability.py): at most 0.5 s old. A
+    cached page is answered on the event loop; only a rendering goes to the thread pool."""
     if date and date_to and not (date <= date_to <= date + timedelta(days=90)):
         raise DomainError("VALIDATION_ERROR", "date_to 应在 date 之后90天内")
+    state = request.app.state
+    now = state.clock.now()
+
+    def render():
+        with state.db.reading() as s:
+            out = availability(s, now, department_id, doctor_id, date, date_to)
+        state.gate.remember_slots((sl.id, sl.session_id) for sl in out.slots)
+        return out.model_dump_json().encode(), frozenset(cs.id for cs in out.sessions)
+
+    key = (department_id, doctor_id, date, date_to)
+    page = state.availability.peek(key, now) or await run_in_threadpool(state.availability.get, key, now, render)
+    headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
+    if etag_matches(request.headers.get("if-none-match"), page.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
+
+
+def availability(s, now, department_id, doctor_id, date, date_to) -> AvailabilityOut:
     rows = service.sessions_for(s, department_id, date, doctor_id, date_to)
     slot_map = service.slots_with_state(s, [r.ClinicSession.id for r in rows])
     sessions, slots = [], []

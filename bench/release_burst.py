@@ -1,0 +1,477 @@
+"""The release-time burst benchmark: 07:00, a few hundred numbers, thousands of patients.
+
+    .venv/bin/python bench/release_burst.py            # PostgreSQL + Redis, then SQLite; ~3 minutes
+
+Starts the server as production would (PostgreSQL through psycopg with a small pool per worker, Redis for
+the release gate, several worker processes), seeds one department with 10 sessions x 30 numbers released at
+T and 5,000 patients logged in before T, runs the refresh storm from T-20 s and the booking rush at T, then
+verifies every booking against the database and every answer the clients got. In the same run it measures
+the raw database limit (the same booking transaction through psycopg, no HTTP), the HTTP ceiling (a trivial
+JSON endpoint) and sold-out answers, and replays the burst on SQLite with 1,000 patients.
+
+Writes bench/results/<date>-release_burst.json and .png. `--help` lists the knobs (patients, skew, numbers,
+connections, workers, server) so the scenario can be replayed differently.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_SECRET = "bench-only-secret-key-0123456789abcdef"
+BENCH_DATA_KEY = "bench-only-data-key-0123456789abcdef0"
+TZ_CN = timezone(timedelta(hours=8))
+NOTE = ("The load generator (one asyncio process), the server workers, PostgreSQL and Redis all share this "
+        "machine's {cores} cores (and other people's jobs): rates are lower bounds; compare ratios.")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--patients", type=int, default=5000)
+    p.add_argument("--sqlite-patients", type=int, default=1000, help="0 skips the SQLite run")
+    p.add_argument("--sessions", type=int, default=10)
+    p.add_argument("--per-session", type=int, default=30, help="numbers per session")
+    p.add_argument("--skew", type=float, default=1.5, help="Zipf exponent of session popularity")
+    p.add_argument("--tries", type=int, default=5)
+    p.add_argument("--connections", type=int, default=256)
+    p.add_argument("--storm-seconds", type=float, default=20.0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    p.add_argument("--pool-size", type=int, default=4, help="database connections per worker")
+    p.add_argument("--phase-seconds", type=float, default=6.0, help="total length of each ceiling measurement")
+    p.add_argument("--slices", type=int, default=4, help="interleaved slices per ceiling measurement")
+    p.add_argument("--port", type=int, default=8310)
+    p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--pg-database", default="guahao_bench")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
+    p.add_argument("--seed", type=int, default=20261201)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--tag", default="", help="suffix for the result file names")
+    return p.parse_args(argv)
+
+
+def bench_env() -> None:
+    """This process seeds with the server's keys; cheap password hashes (login is not timed)."""
+    os.environ.update(GUAHAO_SECRET_KEY=BENCH_SECRET, GUAHAO_DATA_KEY=BENCH_DATA_KEY,
+                      GUAHAO_ENVIRONMENT="production", GUAHAO_ARGON2_TIME_COST="1",
+                      GUAHAO_ARGON2_MEMORY_KIB="1024")
+
+
+# --- databases and the server -----------------------------------------------------------------------------
+
+def fresh_postgres(admin_url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def fresh_sqlite() -> str:
+    path = ROOT / "bench" / "var" / "release_burst.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def open_db(url: str, pool_size: int = 8):
+    from guahao.db import make_database
+    from guahao.migrate import upgrade
+
+    db = make_database(url, pool_size=pool_size, max_overflow=0)
+    upgrade(db.engine)
+    return db
+
+
+def start_server(args, db_url: str, redis_url: str | None, server_now: datetime, anchor: float):
+    env = dict(os.environ, GUAHAO_DATABASE_URL=db_url, GUAHAO_NOW=server_now.isoformat(),
+               GUAHAO_NOW_ANCHOR=repr(anchor), GUAHAO_DB_POOL_SIZE=str(args.pool_size),
+               GUAHAO_DB_MAX_OVERFLOW="0", GUAHAO_REDIS_PREFIX="guahao:bench:", PYTHONPATH=str(ROOT))
+    if redis_url:
+        env["GUAHAO_REDIS_URL"] = redis_url
+    else:
+        env.pop("GUAHAO_REDIS_URL", None)
+    py = sys.executable
+    if args.server == "uvicorn":
+        cmd = [py, "-m", "uvicorn", "guahao.asgi:app", "--host", "127.0.0.1", "--port", str(args.port),
+               "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
+               "--backlog", "4096"]
+    else:
+        cmd = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(args.port),
+               "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
+               "--backlog", "4096", "guahao.asgi:app"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    import httpx
+
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{args.port}/healthz", timeout=1).status_code == 200:
+                time.sleep(1.0)  # let every worker finish importing
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)
+    stop_server(proc)
+    raise RuntimeError("server did not answer /healthz within 30 s")
+
+
+def stop_server(proc) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# --- the raw database limit -------------------------------------------------------------------------------
+
+SLOT_SQL = """
+SELECT sl.id, sl.seq, sl.starts_at, sl.ends_at, cs.id, cs.hospital_id, cs.department_id, cs.doctor_id,
+       cs.visit_date, cs.period, cs.starts_at, cs.number_type, cs.fee, cs.status, cs.online_bookable,
+       cs.release_at, cs.capacity, cs.booked, h.same_day_booking, h.requires_visit_card,
+       EXISTS (SELECT b.id FROM bookings b WHERE b.slot_id = sl.id
+               AND b.status IN ('booked', 'checked_in', 'completed')) AS held,
+       p.id, p.person_id
+FROM slots sl JOIN clinic_sessions cs ON cs.id = sl.session_id JOIN hospitals h ON h.id = cs.hospital_id
+LEFT OUTER JOIN patients p ON p.id = %s AND p.account_id = %s AND p.removed_at IS NULL
+WHERE sl.id = %s"""
+LOCK_SQL = """UPDATE persons SET booking_version = booking_version + 1 WHERE id = %s
+RETURNING (SELECT max(ends_on) FROM bans WHERE person_id = %s AND lifted_at IS NULL AND ends_on > %s)"""
+VISITS_SQL = """SELECT hospital_id, department_id, visit_date FROM bookings WHERE person_id = %s
+AND status IN ('booked', 'checked_in', 'completed') AND visit_date BETWEEN %s AND %s"""
+TAKE_SQL = """UPDATE clinic_sessions SET booked = booked + 1 WHERE id = %s AND booked < capacity
+AND status = 'open'"""
+INSERT_SQL = """INSERT INTO bookings (serial_number, account_id, patient_id, person_id, slot_id, session_id,
+hospital_id, department_id, doctor_id, visit_date, period, period_start, period_end, seq, number_type, fee,
+insurance_type, status, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+'self_pay', 'booked', %s) RETURNING id"""
+VIEW_SQL = """SELECT b.*, h.name, d.name, d.location, doc.name, doc.title, p.name, h.cancel_deadline_time,
+h.cancel_minutes_before FROM bookings b JOIN hospitals h ON h.id = b.hospital_id
+JOIN departments d ON d.id = b.department_id LEFT OUTER JOIN doctors doc ON doc.id = b.doctor_id
+JOIN patients p ON p.id = b.patient_id WHERE b.account_id = %s AND b.id = %s"""
+
+
+def raw_jobs(raw, world) -> list[tuple[int, int, int]]:
+    """(session id, slot id, patient index): each patient books up to four raw sessions, each on its own
+    date eight days apart, so L1–L4 hold exactly as in the app."""
+    n, k = len(world.patients), len(raw.session_ids)
+    used = {sid: 0 for sid in raw.session_ids}
+    out = []
+    for j in range(min(4 * n, sum(len(v) for v in raw.slots.values()))):
+        sid = raw.session_ids[(j + j // n) % k]
+        if used[sid] < len(raw.slots[sid]):
+            out.append((sid, raw.slots[sid][used[sid]], j % n))
+            used[sid] += 1
+    return out
+
+
+async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int, seconds: float,
+                      now: datetime) -> dict:
+    """The app's booking transaction, statement for statement, straight through psycopg: no HTTP, no ORM."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from bench.scenario import percentiles
+    from guahao.booking import rules as brules
+    from guahao.errors import DomainError
+
+    url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    today = now.astimezone(TZ_CN).date()
+    jobs = iter(job_list)
+    span = brules.limit_span(brules.LimitPolicy())
+    lat, outcomes = [], {"booked": 0, "refused": 0}
+    loop = asyncio.get_running_loop()
+    async with AsyncConnectionPool(url, min_size=conns, max_size=conns, open=False) as pool:
+        await pool.wait()
+        end = loop.time() + seconds
+
+        async def worker():
+            while loop.time() < end:
+                try:
+                    sid, slot_id, i = next(jobs)
+                except StopIteration:
+                    return
+                account_id, patient_id, _ = world.patients[i]
+                t0 = loop.time()
+                async with pool.connection() as c:
+                    async with c.transaction():
+                        row = await (await c.execute(SLOT_SQL, (patient_id, account_id, slot_id))).fetchone()
+                        if row[16] <= row[17] or row[20]:
+                            outcomes["refused"] += 1
+                            lat.append(loop.time() - t0)
+                            continue
+                        person = row[22]
+                        await c.execute(LOCK_SQL, (person, person, today))
+                        visits = await (await c.execute(VISITS_SQL, (person, row[8] - timedelta(days=span),
+                                                                     row[8] + timedelta(days=span)))).fetchall()
+                        try:
+                            brules.check_limits([brules.Visit(*v) for v in visits],
+                                                brules.Visit(row[5], row[6], row[8]))
+                        except DomainError:
+                            outcomes["refused"] += 1
+                            lat.append(loop.time() - t0)
+                            continue
+                        cur = await c.execute(TAKE_SQL, (row[4],))
+                        if cur.rowcount != 1:
+                            outcomes["refused"] += 1
+                            lat.append(loop.time() - t0)
+                            continue
+                        serial = f"{row[8]:%y%m%d}{random.randrange(10**10):010d}"
+                        bid = (await (await c.execute(INSERT_SQL, (
+                            serial, account_id, patient_id, person, slot_id, row[4], row[5], row[6], row[7],
+                            row[8], row[9], row[2], row[3], row[1], row[11], row[12], now))).fetchone())[0]
+                        await (await c.execute(VIEW_SQL, (account_id, bid))).fetchone()
+                outcomes["booked"] += 1
+                lat.append(loop.time() - t0)
+
+        t0 = loop.time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        took = loop.time() - t0
+    return dict(connections=conns, concurrency=concurrency, seconds=round(took, 3),
+                transactions=len(lat), booked=outcomes["booked"], refused=outcomes["refused"],
+                rate=round(len(lat) / took, 1), latency_ms=percentiles(lat), _lat=lat)
+
+
+# --- one scenario on one database -------------------------------------------------------------------------
+
+def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: int, raw: bool) -> dict:
+    from bench import scenario as sc_mod
+    from guahao.schedule.models import ClinicSession  # noqa: F401  (models registered)
+    import guahao.models  # noqa: F401
+
+    sc = sc_mod.Scenario(patients=patients, sessions=args.sessions, per_session=args.per_session,
+                         skew=args.skew, tries=args.tries, connections=args.connections,
+                         storm_seconds=args.storm_seconds, seed=args.seed)
+    anchor = time.time()
+    server_start = datetime(2026, 12, 1, 6, 59, 0, tzinfo=TZ_CN)  # the server's clock reads this at `anchor`
+    visit_date = server_start.date() + timedelta(days=7)
+
+    def server_time(t: float) -> datetime:
+        return server_start + timedelta(seconds=t - anchor)
+
+    log(f"[{kind}] seeding {sc.numbers} numbers and {patients} patients …")
+    db = open_db(db_url)
+    world = sc_mod.seed(db, sc, visit_date, server_start + timedelta(days=1), server_start)
+    raw_world = None
+    if raw:
+        raw_sc = sc_mod.Scenario(patients=0, sessions=10, per_session=1500)
+        raw_world = sc_mod.seed(db, raw_sc, visit_date + timedelta(days=1), server_start - timedelta(days=1),
+                                server_start)
+        # Ten dates: a patient books each raw session at most once (L1), as in the app.
+        from sqlalchemy import update
+
+        from guahao.schedule.models import ClinicSession as CS
+        with db.transaction() as s:
+            for k, sid in enumerate(raw_world.session_ids):
+                s.execute(update(CS).where(CS.id == sid).values(visit_date=visit_date + timedelta(days=8 * (k + 1))))
+    proc = start_server(args, db_url, redis_url, server_start, anchor)
+    base = f"http://127.0.0.1:{args.port}"
+    out: dict = dict(database=kind, redis=bool(redis_url), scenario=sc.__dict__ | dict(numbers=sc.numbers))
+    try:
+        log(f"[{kind}] {args.workers} {args.server} workers up; logging {patients} patients in (not timed) …")
+        t = time.time()
+        tokens = asyncio.run(sc_mod.login_all(base, world))
+        out["login_seconds"] = round(time.time() - t, 1)
+        t_release = time.time() + sc.storm_seconds + 1.0
+        sc_mod.set_release(db, world, server_time(t_release))
+        out["T_server_clock"] = server_time(t_release).astimezone(TZ_CN).isoformat(timespec="milliseconds")
+        log(f"[{kind}] T = {out['T_server_clock']} (server clock); refresh storm from T-{sc.storm_seconds:g}s …")
+        recs, _ = asyncio.run(sc_mod.run_burst(base, world, tokens, sc, t_release))
+        out["burst"] = sc_mod.analyze(recs, sc, world)
+        out["timeline"] = sc_mod.timeline(recs)
+        log(f"[{kind}] burst done in {out['burst']['burst_seconds']}s after T; verifying against the database …")
+        out["verification"] = sc_mod.verify(db, world, recs, sc)
+        out["correctness_failures"] = sc_mod.correctness_failures(out["burst"], out["verification"])
+
+        all_slots = [s for sls in world.slots.values() for s in sls]
+
+        def sold_out_request(w, i):
+            k = (w * 7919 + i * 104729) % len(tokens)
+            return dict(headers={"Authorization": f"Bearer {tokens[k]}"},
+                        json=dict(slot_id=all_slots[(w + i * 31) % len(all_slots)],
+                                  patient_id=world.patients[k][1]))
+        read_path = f"/api/v1/slots?department_id={world.department_id}&date={visit_date}"
+        if raw:
+            jobs = raw_jobs(raw_world, world)
+            cursor = iter(range(len(jobs)))
+
+            def fresh_booking(w, i):
+                sid, slot_id, k = jobs[next(cursor)]
+                return dict(headers={"Authorization": f"Bearer {tokens[k]}"},
+                            json=dict(slot_id=slot_id, patient_id=world.patients[k][1]))
+        # The ceilings are measured in interleaved slices (A B C D, A B C D, …) so that the machine's
+        # drift (other people's jobs) falls on all of them alike: their ratios are what to compare.
+        log(f"[{kind}] ceilings, interleaved: sold-out answers, trivial endpoint, cached reads"
+            + (", HTTP booking capacity, raw database limit" if raw else "") + " …")
+        slices: dict = {k: [] for k in ("sold_out_phase", "trivial_phase", "read_phase", "http_booking_phase",
+                                        "raw_db_phase")}
+        per = args.phase_seconds / args.slices
+        for _ in range(args.slices):
+            slices["sold_out_phase"].append(asyncio.run(sc_mod.hammer(
+                base, "POST", "/api/v1/appointments", per, sc.connections, sold_out_request)))
+            slices["trivial_phase"].append(asyncio.run(sc_mod.hammer(base, "GET", "/healthz", per, sc.connections)))
+            slices["read_phase"].append(asyncio.run(sc_mod.hammer(base, "GET", read_path, per, sc.connections)))
+            if raw:
+                slices["http_booking_phase"].append(asyncio.run(sc_mod.hammer(
+                    base, "POST", "/api/v1/appointments", per, sc.connections, fresh_booking)))
+                used = sum(r["requests"] for r in slices["http_booking_phase"]) + sum(
+                    r["transactions"] for r in slices["raw_db_phase"])
+                r = asyncio.run(raw_db_rate(db_url, jobs[used:], world, args.workers * args.pool_size,
+                                            sc.connections, per, server_start))
+                r["requests"], r["codes"] = r["transactions"], {"booked": r["booked"], "refused": r["refused"]}
+                slices["raw_db_phase"].append(r)
+                cursor = iter(range(used + r["transactions"], len(jobs)))
+        for k, v in slices.items():
+            if v:
+                out[k] = sc_mod.merge(v)
+        out["db_connections"] = args.workers * args.pool_size
+    finally:
+        stop_server(proc)
+    db.dispose()
+    b = out["burst"]
+    hb = out.get("http_booking_phase", {}).get("rate")
+    rawr = out.get("raw_db_phase", {}).get("rate")
+    so = out["sold_out_phase"]["rate"]
+    out["ratios"] = dict(
+        http_booking_per_s_over_raw_db_tx_per_s=round(hb / rawr, 3) if hb and rawr else None,
+        sold_out_answers_per_s_over_http_booking_per_s=round(so / hb, 2) if hb else None,
+        sold_out_answers_per_s_over_trivial_per_s=round(so / out["trivial_phase"]["rate"], 3),
+        burst_booking_attempts_per_s_over_raw_db_tx_per_s=(
+            round(b["booking_attempts_per_s"] / rawr, 3) if rawr else None),
+    )
+    return out
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- output -----------------------------------------------------------------------------------------------
+
+def chart(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, len(runs), figsize=(6.5 * len(runs), 9), squeeze=False, sharex="col")
+    for col, run in enumerate(runs):
+        tl = run["timeline"]
+        t, w = tl["t"], tl["step_s"] * 0.9
+        ax = axes[0][col]
+        ax.bar(t, tl["bookings"], width=w, align="edge", color="#2a7")
+        ax.set_title(f"{run['database']}: {run['scenario']['patients']} patients, "
+                     f"{run['scenario']['numbers']} numbers")
+        ax.set_ylabel("bookings / 100 ms")
+        ax = axes[1][col]
+        ax.bar(t, tl["answers"], width=w, align="edge", color="#37c", label="booking answers")
+        ax.plot(t, tl["reads"], color="#c73", lw=1, label="availability reads")
+        ax.set_ylabel("answers / 100 ms")
+        ax.legend(loc="upper right", fontsize=8)
+        ax = axes[2][col]
+        ax.plot(t, [p if p is not None else float("nan") for p in tl["p99_ms"]], color="#a33", marker=".")
+        ax.set_ylabel("p99 booking latency (ms)")
+        ax.set_xlabel("seconds from T (release)")
+        for row in axes:
+            row[col].axvline(0, color="#888", lw=0.8, ls="--")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(result: dict) -> str:
+    lines = ["", "=" * 100, f"guahao release burst — {result['started_at']} — {result['machine']}",
+             result["note"], ""]
+    for run in result["runs"]:
+        b, v, r = run["burst"], run["verification"], run["ratios"]
+        lat = b["latency_ms"]
+        lines += [
+            f"[{run['database']}{' + Redis' if run['redis'] else ''}] {b['patients']} patients, {b['numbers']} "
+            f"numbers, skew {run['scenario']['skew']}, {run['scenario']['connections']} connections, "
+            f"T = {run['T_server_clock']}",
+            f"  sold out after {b['sold_out_after_s']} s; burst over after {b['burst_seconds']} s; "
+            f"{b['booking_attempts']} attempts, {b['successful_bookings']} booked",
+            f"  booking attempts {b['booking_attempts_per_s']}/s, bookings {b['successful_bookings_per_s']}/s, "
+            f"losing answers {b['losing_answers_per_s']}/s; reads {b['reads_per_s_storm']}/s in the storm, "
+            f"{b['reads_per_s_burst']}/s in the burst ({b['reads_304_share']:.0%} 304)",
+            f"  latency ms p50/p95/p99/max: book {_lat(lat['book'])}  booked {_lat(lat['book_success'])}  "
+            f"losing {_lat(lat['book_losing'])}",
+            f"                              read (storm) {_lat(lat['read_storm'])}  read (burst) "
+            f"{_lat(lat['read_burst'])}",
+            f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
+            f"answers {b['answer_codes']}",
+            f"  DB check: bookings {v['bookings']}/{v['expected']}, slots twice {v['slots_held_twice']}, "
+            f"over capacity {v['sessions_over_capacity']}, counter mismatches {v['session_counter_mismatches']}, "
+            f"limit breaches {v['limit_breaches'] or 0}, false successes {v['false_success_answers']}, "
+            f"bookings without success answer {v['bookings_without_success_answer']} -> "
+            f"{'OK' if v['ok'] else 'FAILED'}",
+            (f"  HTTP booking capacity (every request books a free number): {run['http_booking_phase']['rate']}/s "
+             f"(p50/p95/p99/max ms {_lat(run['http_booking_phase']['latency_ms'])}; "
+             f"answers {run['http_booking_phase']['codes']})" if "http_booking_phase" in run else "  (no raw phases)"),
+            f"  ceilings: sold-out answers {run['sold_out_phase']['rate']}/s "
+            f"(p99 {run['sold_out_phase']['latency_ms'].get('p99')} ms), trivial endpoint "
+            f"{run['trivial_phase']['rate']}/s, availability reads {run['read_phase']['rate']}/s"
+            + (f", raw DB booking tx {run['raw_db_phase']['rate']}/s "
+               f"({run.get('db_connections', '?')} connections, {run['scenario']['connections']} clients)" if "raw_db_phase" in run else ""),
+            f"  ratios: HTTP booking / raw DB tx = {r['http_booking_per_s_over_raw_db_tx_per_s']} (target ≥ 0.5); "
+            f"sold-out answers / HTTP booking = {r['sold_out_answers_per_s_over_http_booking_per_s']} (target ≥ 5); "
+            f"sold-out answers / trivial = {r['sold_out_answers_per_s_over_trivial_per_s']}; "
+            f"burst attempts / raw DB tx = {r['burst_booking_attempts_per_s_over_raw_db_tx_per_s']}",
+            "",
+        ]
+    lines += [f"JSON: {result['json']}", f"chart: {result['png']}", "=" * 100]
+    return "\n".join(lines)
+
+
+def _lat(p: dict) -> str:
+    return "/".join(str(p.get(k, "-")) for k in ("p50", "p95", "p99", "max")) if p else "-"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    bench_env()
+    import signal
+
+    # Killed from outside: unwind, so that the server processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = datetime.now(timezone.utc)
+    cores = os.cpu_count()
+    result = dict(started_at=started.isoformat(timespec="seconds"),
+                  machine=f"{platform.machine()} {cores} cores, Python {platform.python_version()}, "
+                          f"{args.workers} {args.server} workers, pool {args.pool_size}/worker",
+                  note=NOTE.format(cores=cores), args=vars(args), runs=[])
+    pg_url = fresh_postgres(args.pg_admin_url, args.pg_database)
+    result["runs"].append(run_scenario(args, "postgresql", pg_url, args.redis_url, args.patients, raw=True))
+    if args.sqlite_patients:
+        result["runs"].append(run_scenario(args, "sqlite", fresh_sqlite(), args.redis_url, args.sqlite_patients,
+                                           raw=False))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{started:%Y-%m-%d}-release_burst{('-' + args.tag) if args.tag else ''}"
+    result["json"], result["png"] = str(out / f"{stem}.json"), str(out / f"{stem}.png")
+    chart(result["runs"], Path(result["png"]))
+    Path(result["json"]).write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    print(summary(result))
+    return 0 if all(not run["correctness_failures"] for run in result["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The fast lane: the release storm's two hot answers without the framework's per-request cost.
+
+At the release instant nearly every request is one of two kinds: a refresh of the availability page and a
+booking attempt that the gate already knows to be lost. Both answers are cached bytes or a fixed refusal,
+yet going through routing, dependency injection and validation costs several times more CPU than producing
+them, and CPU is the limit. This ASGI middleware answers exactly those two cases itself and hands
+everything else, untouched, to the application:
+
+- `GET /api/v1/slots` whose page is fresh in the availability cache (same key, same freshness rule, same
+  ETag / 304 / Cache-Control as the route);
+- `POST /api/v1/appointments` with a valid account token, no Idempotency-Key, and a small JSON body of
+  exactly the route's fields and types, for which the gate holds a refusal.
+
+Anything it cannot parse strictly, or any doubt, falls through to the route, which gives the full answer.
+"""
+
+import json
+from datetime import date
+from urllib.parse import parse_qsl
+
+from starlette.responses import JSONResponse, Response
+
+from guahao.accounts.rules import InsuranceType
+from guahao.accounts.security import read_token
+from guahao.errors import DomainError
+from guahao.release.availability import etag_matches
+
+SLOTS = "/api/v1/slots"
+BOOK = "/api/v1/appointments"
+_MAX_BODY = 1024
+_BODY_FIELDS = {"slot_id", "patient_id", "insurance_type"}
+_INSURANCE = {t.value for t in InsuranceType}
+_ID_MAX = 2**31 - 1
+
+
+class FastLane:
+    def __init__(self, app, state):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            if path == SLOTS and method == "GET":
+                if await self._slots(scope, receive, send):
+                    return
+            elif path == BOOK and method == "POST":
+                handled, receive = await self._book(scope, receive, send)
+                if handled:
+                    return
+        await self.app(scope, receive, send)
+
+    async def _slots(self, scope, receive, send) -> bool:
+        key = _slots_key(scope["query_string"])
+        if key is None:
+            return False
+        now = self.state.clock.now()
+        page = self.state.availability.peek(key, now)
+        if page is None:
+            return False
+        from guahao.schedule.api import CACHE_CONTROL
+
+        headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
+        if etag_matches(_header(scope, b"if-none-match"), page.etag):
+            response = Response(status_code=304, headers=headers)
+        else:
+            response = Response(page.body, media_type="application/json", headers=headers)
+        await response(scope, receive, send)
+        return True
+
+    async def _book(self, scope, receive, send):
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if (b"idempotency-key" in headers or length is None or not length.isdigit()
+                or int(length) > _MAX_BODY):
+            return False, receive
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnect: let the application see it
+                return False, _replay(body, message)
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        replay = _replay(body, None)
+        slot_id = _slot_of(body)
+        auth = headers.get(b"authorization", b"")
+        if slot_id is None or not auth.startswith(b"Bearer "):
+            return False, replay
+        now = self.state.clock.now()
+        try:
+            read_token(auth[7:].decode("latin-1"), "account", now)
+        except DomainError:
+            return False, replay
+        refusal = self.state.gate.refusal(slot_id, now)
+        if refusal is None:
+            return False, replay
+        await JSONResponse(refusal.body(), status_code=refusal.status)(scope, receive, send)
+        return True, replay
+
+
+def _replay(body: bytes, then):
+    """A `receive` that gives the application the body already read, then whatever came next."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if then is not None:
+            return then
+        return {"type": "http.disconnect"}
+    return receive
+
+
+def _header(scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+def _slot_of(body: bytes) -> int | None:
+    """The slot id of a booking body exactly as the route would accept it, or None when in any doubt."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not set(data) <= _BODY_FIELDS or not {"slot_id", "patient_id"} <= set(data):
+        return None
+    slot_id, patient_id = data["slot_id"], data["patient_id"]
+    for v in (slot_id, patient_id):
+        if type(v) is not int or not 1 <= v <= _ID_MAX:
+            return None
+    if "insurance_type" in data and data["insurance_type"] not in _INSURANCE:
+        return None
+    return slot_id
+
+
+def _slots_key(query: bytes):
+    """The route's cache key (department_id, doctor_id, date, date_to) from a plain query string."""
+    try:
+        pairs = parse_qsl(query.decode("ascii"), strict_parsing=True) if query else []
+    except (ValueError, UnicodeDecodeError):
+        return None
+    values: dict = {}
+    for k, v in pairs:
+        if k in values:
+            return None
+        if k in ("department_id", "doctor_id"):
+            if not v.isdigit() or not 1 <= int(v) <= _ID_MAX or v != str(int(v)):
+                return None
+            values[k] = int(v)
+        elif k in ("date", "date_to"):
+            if len(v) != 10:
+                return None
+            try:
+                values[k] = date.fromisoformat(v)
+            except ValueError:
+                return None
+        # Other parameters (cache busters such as `_=`) are ignored, as the route ignores them.
+    if "department_id" not in values and "doctor_id" not in values:
+        return None
+    d, d_to = values.get("date"), values.get("date_to")
+    if d_to is not None and (d is None or not 0 <= (d_to - d).days <= 90):
+        return None
+    return values.get("department_id"), values.get("doctor_id"), d, d_to

@@ -1,0 +1,63 @@
+"""Availability under the refresh storm: ETag / 304, and a booking or cancel visible at once (same process)."""
+
+from datetime import date
+
+import time_machine
+
+from tests import factories as f
+
+NOW = f.local_dt(2026, 12, 1, 10, 0)
+D1 = date(2026, 12, 2)
+
+
+def test_etag_304_and_changes_seen_at_once(client, db):
+    with db.transaction() as s:
+        h = f.hospital(s)
+        d = f.department(s, h)
+        cs = f.session(s, f.doctor(s, d), D1, capacity=3)
+        slots = f.slot_ids(s, cs)
+    url = f"/api/v1/slots?department_id={d.id}&date={D1}"
+    with time_machine.travel(NOW, tick=False):
+        r = client.get(url)
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, no-cache"
+        etag = r.headers["etag"]
+        again = client.get(url, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.headers["etag"] == etag and again.content == b""
+        headers, pid, _ = f.signup(client)
+        b = client.post("/api/v1/appointments", headers=headers, json=dict(slot_id=slots[0], patient_id=pid))
+        assert b.status_code == 201
+        r = client.get(url, headers={"If-None-Match": etag})
+        assert r.status_code == 200 and r.headers["etag"] != etag
+        assert r.json()["sessions"][0]["remaining"] == 2
+        assert client.post(f"/api/v1/appointments/{b.json()['id']}/cancel", headers=headers).status_code == 200
+        assert client.get(url).json()["sessions"][0]["remaining"] == 3
+
+
+def test_full_session_refused_without_the_database_then_freed_by_cancel(client, db):
+    """The gate remembers SESSION_FULL; a cancel clears it after its commit, so the place is bookable."""
+    with db.transaction() as s:
+        h = f.hospital(s)
+        d = f.department(s, h)
+        cs = f.session(s, f.doctor(s, d), D1, capacity=1)
+        slot = f.slot_ids(s, cs)[0]
+    with time_machine.travel(NOW, tick=False):
+        users = [f.signup(client) for _ in range(3)]
+        first = client.post("/api/v1/appointments", headers=users[0][0], json=dict(slot_id=slot, patient_id=users[0][1]))
+        assert first.status_code == 201
+        r = client.post("/api/v1/appointments", headers=users[1][0], json=dict(slot_id=slot, patient_id=users[1][1]))
+        assert r.json()["error"]["code"] == "SESSION_FULL"
+        gate = client.app.state.gate
+        assert gate.refusal(slot, NOW).code == "SESSION_FULL"  # learned: the next loser costs no transaction
+        body = dict(slot_id=slot, patient_id=users[2][1])
+        r = client.post("/api/v1/appointments", headers=users[2][0], json=body)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_FULL"
+        # Anything the fast lane is not sure of goes to the route, which answers in full.
+        assert client.post("/api/v1/appointments", json=body).json()["error"]["code"] == "UNAUTHORIZED"
+        r = client.post("/api/v1/appointments", headers=users[2][0], json={**body, "extra": 1})
+        assert r.status_code == 422
+        r = client.post("/api/v1/appointments", headers=users[2][0], json={**body, "patient_id": "x"})
+        assert r.status_code == 422
+        assert client.post(f"/api/v1/appointments/{first.json()['id']}/cancel", headers=users[0][0]).status_code == 200
+        assert gate.refusal(slot, NOW) is None
+        r = client.post("/api/v1/appointments", headers=users[2][0], json=dict(slot_id=slot, patient_id=users[2][1]))
+        assert r.status_code == 201

@@ -1,0 +1,68 @@
+"""A small release burst through the real HTTP server (the benchmark's scenario, untimed): refresh storm,
+skewed rush with retries, then every correctness figure checked against the database. With Redis for the
+release gate, and with Redis down (booking must stay correct, only slower)."""
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bench import scenario as burst
+from guahao.clock import local
+
+REDIS = "redis://127.0.0.1:6379/1"
+NOBODY_LISTENS = "redis://127.0.0.1:8399/1"  # in this suite's port range, never bound: Redis is "down"
+
+
+def _redis_up() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def _run(db, url, patients=200, sessions=2, per_session=10, storm=1.5):
+    now = datetime.now(timezone.utc)
+    sc = burst.Scenario(patients=patients, sessions=sessions, per_session=per_session, storm_seconds=storm,
+                        connections=64, tries=5)
+    world = burst.seed(db, sc, local(now).date() + timedelta(days=3), now + timedelta(days=1), now)
+    tokens = asyncio.run(burst.login_all(url, world))
+    t_release = time.time() + storm + 0.5
+    burst.set_release(db, world, datetime.fromtimestamp(t_release, timezone.utc))
+    recs, _ = asyncio.run(burst.run_burst(url, world, tokens, sc, t_release))
+    return sc, world, recs, burst.analyze(recs, sc, world), burst.verify(db, world, recs, sc)
+
+
+def _assert_correct(sc, analysis, verification):
+    assert verification["bookings"] == sc.numbers == analysis["successful_bookings"], verification
+    assert verification["slots_held_twice"] == 0
+    assert verification["sessions_over_capacity"] == 0
+    assert verification["session_counter_mismatches"] == 0
+    assert verification["limit_breaches"] == {}
+    assert verification["false_success_answers"] == 0
+    assert verification["bookings_without_success_answer"] == 0
+    assert verification["ok"]
+    assert analysis["http_5xx"] == 0 and analysis["timeouts"] == 0 and analysis["connection_errors"] == 0
+    codes = set(analysis["answer_codes"])
+    assert codes <= {"booked", "SLOT_TAKEN", "SESSION_FULL"}, analysis["answer_codes"]
+    # Losers came back after sold-out: the gate answered most of them.
+    assert analysis["answer_codes"].get("SESSION_FULL", 0) > 0
+
+
+def test_small_burst_with_redis_gate(db, live_server_factory):
+    if not _redis_up():
+        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+    srv = live_server_factory(redis_url=REDIS)
+    sc, world, recs, analysis, verification = _run(db, srv.url)
+    _assert_correct(sc, analysis, verification)
+    assert srv.app.state.gate.subscribed
+
+
+def test_small_burst_with_redis_down(db, live_server_factory):
+    srv = live_server_factory(redis_url=NOBODY_LISTENS)
+    sc, world, recs, analysis, verification = _run(db, srv.url, patients=120)
+    _assert_correct(sc, analysis, verification)
+    assert not srv.app.state.gate.subscribed

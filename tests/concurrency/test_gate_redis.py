@@ -1,0 +1,68 @@
+"""Two server processes' gates over Redis pub/sub: a cancel in one clears the other's refusals."""
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from guahao.errors import DomainError
+from guahao.release.gate import Gate
+
+REDIS = "redis://127.0.0.1:6379/1"
+NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+
+def _wait(cond, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def two_gates():
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping()
+    except Exception:
+        pytest.skip("Redis not reachable")
+    prefix = f"guahao:test:{uuid.uuid4().hex}:"
+    gates = [Gate(REDIS, prefix), Gate(REDIS, prefix)]
+    for g in gates:
+        g.remember_slots([(1, 10), (2, 10)])
+        g.start()
+    assert _wait(lambda: all(g.subscribed for g in gates))
+    yield gates
+    for g in gates:
+        g.stop()
+
+
+def test_cancel_in_one_worker_clears_full_flag_in_the_other(two_gates):
+    a, b = two_gates
+    a.learn(None, 1, DomainError("SESSION_FULL"), a.generation)
+    assert a.refusal(2, NOW).code == "SESSION_FULL"
+    assert a.ttl == a.ttl_connected
+    b.freed(10)
+    assert _wait(lambda: a.refusal(2, NOW) is None, 2.0)
+
+
+def test_booking_in_one_worker_drops_the_others_availability_pages(two_gates):
+    a, b = two_gates
+    seen = []
+    a.on_change(seen.append)
+    b._publish("b:10:2:5")
+    assert _wait(lambda: seen == [10], 2.0)
+
+
+def test_a_booking_in_one_worker_is_refused_by_the_other_at_once(two_gates):
+    a, b = two_gates
+    b.booked(1, 10, 1, b.generation)  # number 1 taken, one place left
+    assert _wait(lambda: a.refusal(1, NOW) is not None, 2.0)
+    assert a.refusal(1, NOW).code == "SLOT_TAKEN" and a.refusal(2, NOW) is None
+    b.booked(2, 10, 0, b.generation)  # the last place
+    assert _wait(lambda: a.refusal(2, NOW) is not None, 2.0)
+    assert a.refusal(1, NOW).code == "SESSION_FULL"

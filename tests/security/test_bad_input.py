@@ -126,13 +126,23 @@ def test_huge_bodies_are_refused_before_reading(client, world):
     assert r.status_code == 201
 
 
-def test_pages_render_text_inert():
-    """Jinja2 autoescapes every .html template, so a stored string can never become markup."""
-    from guahao.web.templating import templates
+def test_pages_render_text_inert(sqlite_db):
+    """A stored script-ish string is shown as text on a real page: Jinja2 autoescapes every template."""
+    from fastapi.testclient import TestClient
 
-    html = templates.env.get_template("base.html").render(
-        messages=[{"kind": "error", "text": "<script>alert(1)</script>"}])
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    from guahao.app import create_app
+    from guahao.clock import SystemClock
+    from tests import factories as f
+
+    evil = "<script>alert(1)</script>"
+    with sqlite_db.transaction() as s:
+        h = f.hospital(s, name=evil)
+        h.intro = evil
+        hid = h.id
+    with TestClient(create_app(db=sqlite_db, clock=SystemClock())) as c:
+        for url in ("/", f"/hospitals/{hid}"):
+            html = c.get(url).text
+            assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
 
 
 def test_an_unexpected_bug_answers_the_error_shape_without_a_traceback(sqlite_db, caplog):

@@ -98,7 +98,10 @@ def open_db(url: str, pool_size: int = 8):
 def start_server(args, db_url: str, redis_url: str | None, server_now: datetime, anchor: float):
     env = dict(os.environ, GUAHAO_DATABASE_URL=db_url, GUAHAO_NOW=server_now.isoformat(),
                GUAHAO_NOW_ANCHOR=repr(anchor), GUAHAO_DB_POOL_SIZE=str(args.pool_size),
-               GUAHAO_DB_MAX_OVERFLOW="0", GUAHAO_REDIS_PREFIX="guahao:bench:", PYTHONPATH=str(ROOT))
+               GUAHAO_DB_MAX_OVERFLOW="0", GUAHAO_REDIS_PREFIX="guahao:bench:", PYTHONPATH=str(ROOT),
+               # Every simulated patient connects from 127.0.0.1, standing for thousands of real addresses:
+               # lift only the per-address limits; per-account and per-person limits stay as configured.
+               GUAHAO_RATE_BOOKING_IP="100000000/60", GUAHAO_RATE_LOGIN_IP="100000000/60")
     if redis_url:
         env["GUAHAO_REDIS_URL"] = redis_url
     else:

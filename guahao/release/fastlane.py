@@ -18,12 +18,14 @@ import json
 from datetime import date
 from urllib.parse import parse_qsl
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from guahao.accounts.rules import InsuranceType
 from guahao.accounts.security import read_token
 from guahao.errors import DomainError
 from guahao.release.availability import etag_matches
+from guahao.security.guards import booking_attempt
 
 SLOTS = "/api/v1/slots"
 BOOK = "/api/v1/appointments"
@@ -82,19 +84,27 @@ class FastLane:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         replay = _replay(body, None)
-        slot_id = _slot_of(body)
+        ids = _ids_of(body)
         auth = headers.get(b"authorization", b"")
-        if slot_id is None or not auth.startswith(b"Bearer "):
+        if ids is None or not auth.startswith(b"Bearer "):
             return False, replay
+        slot_id, patient_id = ids
         now = self.state.clock.now()
         try:
-            read_token(auth[7:].decode("latin-1"), "account", now)
+            claims = read_token(auth[7:].decode("latin-1"), "account", now)
         except DomainError:
             return False, replay
         refusal = self.state.gate.refusal(slot_id, now)
         if refusal is None:
             return False, replay
-        await JSONResponse(refusal.body(), status_code=refusal.status)(scope, receive, send)
+        try:
+            # The same rate limits as the route, before any answer: a script's refused attempts spend
+            # its budget too, so at the release instant it is no faster than its limit allows.
+            booking_attempt(Request(scope), int(claims["sub"]), patient_id)
+        except DomainError as limited:
+            refusal = limited
+        headers_out = {"Retry-After": str(refusal.details["retry_after"])} if "retry_after" in refusal.details else None
+        await JSONResponse(refusal.body(), status_code=refusal.status, headers=headers_out)(scope, receive, send)
         return True, replay
 
 
@@ -120,8 +130,8 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def _slot_of(body: bytes) -> int | None:
-    """The slot id of a booking body exactly as the route would accept it, or None when in any doubt."""
+def _ids_of(body: bytes) -> tuple[int, int] | None:
+    """(slot id, patient id) of a booking body exactly as the route would accept it, or None when in doubt."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -134,7 +144,7 @@ def _slot_of(body: bytes) -> int | None:
             return None
     if "insurance_type" in data and data["insurance_type"] not in _INSURANCE:
         return None
-    return slot_id
+    return slot_id, patient_id
 
 
 def _slots_key(query: bytes):

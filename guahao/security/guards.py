@@ -26,11 +26,22 @@ def booking_attempt(request, account_id: int, patient_id: int | None) -> None:
 
 
 def _person_of(request, account_id: int, patient_id: int) -> int | None:
+    """The person behind an account's patient, remembered per app: a patient row never changes person,
+    and the lookup would otherwise cost a database read on every refused attempt at the release burst."""
     from guahao.accounts.models import Patient
 
-    with request.app.state.db.reading() as s:
-        return s.scalar(select(Patient.person_id).where(Patient.id == patient_id,
-                                                        Patient.account_id == account_id))
+    cache = getattr(request.app.state, "person_of", None)
+    if cache is None or len(cache) > 200_000:
+        cache = request.app.state.person_of = {}
+    key = (account_id, patient_id)
+    if key not in cache:
+        with request.app.state.db.reading() as s:
+            person = s.scalar(select(Patient.person_id).where(Patient.id == patient_id,
+                                                              Patient.account_id == account_id))
+        if person is None:
+            return None  # not cached: the patient may be added a moment later
+        cache[key] = person
+    return cache[key]
 
 
 def login_attempt(request, username: str, kind: str = "account") -> None:

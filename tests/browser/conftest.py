@@ -155,7 +155,9 @@ def live_server(tmp_path_factory):
     db.dispose()
 
 
-@pytest.fixture(scope="session")
+# Package scope: a sync Playwright keeps an event loop running in the main thread while it lives, which
+# would break asyncio.run() in the test packages that come after this one.
+@pytest.fixture(scope="package")
 def browser():
     _need_browser()
     from playwright.sync_api import sync_playwright

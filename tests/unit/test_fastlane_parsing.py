@@ -2,17 +2,17 @@
 
 from datetime import date
 
-from guahao.release.fastlane import _slot_of, _slots_key
+from guahao.release.fastlane import _ids_of, _slots_key
 
 
 def test_booking_body():
-    assert _slot_of(b'{"slot_id": 5, "patient_id": 7}') == 5
-    assert _slot_of(b'{"slot_id": 5, "patient_id": 7, "insurance_type": "self_pay"}') == 5
+    assert _ids_of(b'{"slot_id": 5, "patient_id": 7}') == (5, 7)
+    assert _ids_of(b'{"slot_id": 5, "patient_id": 7, "insurance_type": "self_pay"}') == (5, 7)
     for bad in (b'{"slot_id": 5}', b'{"slot_id": "5", "patient_id": 7}', b'{"slot_id": 5.0, "patient_id": 7}',
                 b'{"slot_id": true, "patient_id": 7}', b'{"slot_id": 0, "patient_id": 7}',
                 b'{"slot_id": 5, "patient_id": 7, "x": 1}', b'{"slot_id": 5, "patient_id": 7, "insurance_type": "?"}',
                 b'[5, 7]', b'not json', b'{"slot_id": 2147483648, "patient_id": 7}'):
-        assert _slot_of(bad) is None, bad
+        assert _ids_of(bad) is None, bad
 
 
 def test_slots_query():

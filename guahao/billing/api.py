@@ -10,7 +10,7 @@ from guahao.billing import ledger, reports, rules, service
 from guahao.billing.deps import Provider
 from guahao.billing.models import Bill, BillItem, Payment, PriceItem, Refund
 from guahao.billing.schemas import (BillItemOut, BillOut, CancelPreviewOut, LedgerOut, OrderBillIn, PayBillsIn,
-                                    PaymentOut, PriceItemIn, PriceItemOut, ReceiptOut, RefundPolicyIn,
+                                    NotifyAnswer, PaymentOut, PriceItemIn, PriceItemOut, ReceiptOut, RefundPolicyIn,
                                     SummaryOut)
 from guahao.booking import service as booking_service
 from guahao.catalog.models import Hospital
@@ -100,7 +100,8 @@ def payment(payment_id: Id, account_id: AccountId, s: ReadSession):
     return payment_out(p, f"/sandbox/pay/{p.out_trade_no}" if p.status == "created" else None)
 
 
-@router.post("/payments/notify/{provider_name}", include_in_schema=True)
+@router.post("/payments/notify/{provider_name}", response_model=NotifyAnswer,
+             responses={400: {"model": NotifyAnswer}, 404: {"model": NotifyAnswer}})
 async def notify(provider_name: str, request: Request, provider: Provider):
     """The provider's signed payment callback (M2). Idempotent; every call is logged in payment_events."""
     ctype = request.headers.get("content-type", "")

@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,7 +37,7 @@ class PaymentOut(BaseModel):
 
 class PayBillsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    bill_ids: list[int] = Field(min_length=1, max_length=50)
+    bill_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=1, max_length=50)
 
 
 class BillItemOut(BaseModel):
@@ -147,3 +148,10 @@ class RefundPolicyIn(BaseModel):
     same_day_min_minutes: int = Field(default=60, ge=0, le=24 * 60)
     same_day_keep_pct: int = Field(default=10, ge=0, le=100)
     late_keep_pct: int = Field(default=100, ge=0, le=100)
+
+
+class NotifyAnswer(BaseModel):
+    """What a payment provider expects back from a callback (its own protocol, not our error shape)."""
+
+    code: str  # SUCCESS | FAIL
+    message: str

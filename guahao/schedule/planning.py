@@ -55,6 +55,8 @@ def set_override(s: Session, now: datetime, actor: str, day: date, is_workday: b
                  hospital_id: int | None = None, as_weekday: int | None = None, note: str = "") -> CalendarOverride:
     if as_weekday is not None and not 0 <= as_weekday <= 6:
         raise DomainError("VALIDATION_ERROR", "as_weekday 应为0–6")
+    if hospital_id is not None and s.get(Hospital, hospital_id) is None:
+        raise DomainError("NOT_FOUND", "未找到该医院")
     o = s.scalar(select(CalendarOverride).where(
         CalendarOverride.day == day,
         CalendarOverride.hospital_id.is_(None) if hospital_id is None else CalendarOverride.hospital_id == hospital_id))

@@ -89,9 +89,9 @@ CSRF = "matrix-csrf-token-0123456789"
 
 
 def _secrets(world) -> list[str]:
-    from guahao.accounts.rules import mask_id, mask_phone
+    from guahao.accounts.rules import mask_id, mask_name, mask_phone
 
-    return [world["name"], world["serial"], "CARD8842", mask_phone(world["a_phone"]),
+    return [world["name"], mask_name(world["name"]), world["serial"], "CARD8842", mask_phone(world["a_phone"]),
             mask_id(world["a_id_number"]), world["a_phone"], world["a_id_number"], world["out_trade_no"]]
 
 
@@ -104,6 +104,7 @@ def rich(client, world):
     from guahao.billing.service import request_refund
     from guahao.catalog.models import Doctor
     from guahao.schedule import planning
+    from guahao.visits.models import QueueEntry
     from guahao.waitlist.models import WaitlistEntry
     from tests.security.conftest import D1, NOW
 
@@ -119,7 +120,10 @@ def rich(client, world):
                               patient_id=world["a_patient"], person_id=person, insurance_type="local",
                               status="waiting", created_at=NOW)
         ban = Ban(person_id=person, starts_on=D1, ends_on=D1, reason="爽约", created_at=NOW)
-        s.add_all([entry, ban])
+        # A place in the session's queue (its patient's name is on the doctor's queue view).
+        queued = QueueEntry(booking_id=world["booking"], session_id=world["session"], doctor_id=world["doc1"],
+                            seq=1, sort_key=1000, state="waiting", channel="online", checked_in_at=NOW)
+        s.add_all([entry, ban, queued])
         s.flush()
         ids = dict(price_item=item.id, template=t.id, entry=entry.id, ban=ban.id, day=D1)
     doctor = staff_token(client, "h1-doctor")
@@ -127,6 +131,11 @@ def rich(client, world):
                     json=dict(booking_id=world["booking"], items=[dict(price_item_id=ids["price_item"])]))
     assert r.status_code == 201, r.text
     bill = r.json()["id"]
+    # Control: hospital 1's own doctor does see the owner (masked) in the queue, so a leak would show.
+    from guahao.accounts.rules import mask_name
+
+    assert mask_name(world["name"]) in client.get(f"/api/v1/staff/sessions/{world['session']}/queue",
+                                                  headers=doctor).text
     r = client.post("/api/v1/payments", headers=world["a"], json=dict(bill_ids=[bill]))
     assert r.status_code == 201, r.text
     pay = r.json()
@@ -236,6 +245,7 @@ def _owner_data_untouched(client, world):
     from guahao.accounts.models import Ban
     from guahao.billing.models import Refund
     from guahao.schedule.models import ClinicSession, ScheduleTemplate
+    from guahao.visits.models import QueueEntry
 
     with client.app.state.db.reading() as s:
         # Another hospital's admin retrying refunds must not touch hospital 1's failed refund.
@@ -243,6 +253,8 @@ def _owner_data_untouched(client, world):
         assert s.get(Ban, world["ban"]).lifted_at is None
         assert s.get(ScheduleTemplate, world["template"]).active
         assert s.get(ClinicSession, world["session"]).status == "open"
+        q = s.get(QueueEntry, world["booking"])
+        assert (q.state, q.called_at, q.pass_count) == ("waiting", None, 0)
 
 
 def test_guessed_ids_all_answer_not_found(client, world):
@@ -257,6 +269,21 @@ def test_guessed_ids_all_answer_not_found(client, world):
                 assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
         r = client.post(f"/api/v1/appointments/{i}/cancel", headers=b)
         assert r.status_code == 404
+
+
+def test_receipts_of_another_account_are_not_found(client, rich):
+    """Both kinds of receipt, HTML and PDF, by their real numbers: 404 to another account, served to the owner."""
+    world = rich
+    for kind, rid in (("payment", world["payment"]), ("refund", world["refund"])):
+        for suffix in ("", ".pdf"):
+            url = f"/billing/receipts/{kind}/{rid}{suffix}"
+            client.cookies.clear()
+            client.cookies.set("access_token", world["b"]["Authorization"].split()[1])
+            r = client.get(url, follow_redirects=False)
+            assert r.status_code == 404 and world["out_trade_no"] not in r.text and world["name"] not in r.text, url
+            client.cookies.set("access_token", world["a"]["Authorization"].split()[1])
+            assert client.get(url, follow_redirects=False).status_code == 200, url
+    client.cookies.clear()
 
 
 def test_forged_and_expired_tokens_are_refused(client, world):

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from guahao.billing import ledger, reports, rules, service
@@ -100,7 +101,15 @@ def payment(payment_id: Id, account_id: AccountId, s: ReadSession):
     return payment_out(p, f"/sandbox/pay/{p.out_trade_no}" if p.status == "created" else None)
 
 
-@router.post("/payments/notify/{provider_name}", include_in_schema=True)
+class NotifyOut(BaseModel):
+    """The answer a payment provider expects: SUCCESS stops its retries, FAIL makes it retry."""
+
+    code: str
+    message: str
+
+
+@router.post("/payments/notify/{provider_name}", include_in_schema=True, response_model=NotifyOut,
+             responses={400: {"model": NotifyOut}, 404: {"model": NotifyOut}})
 async def notify(provider_name: str, request: Request, provider: Provider):
     """The provider's signed payment callback (M2). Idempotent; every call is logged in payment_events."""
     ctype = request.headers.get("content-type", "")

@@ -174,6 +174,8 @@ def _override_scope(staff, hospital_id: int | None) -> None:
 def put_override(day: date, body: OverrideIn, staff: CurrentStaff, db: DB, now: Now, ip: ClientIp):
     _override_scope(staff, body.hospital_id)
     with db.transaction() as s:
+        if body.hospital_id is not None and s.get(Hospital, body.hospital_id) is None:
+            raise DomainError("NOT_FOUND", "未找到该医院")  # not a foreign-key failure (500)
         planning.set_override(s, now, staff.username, day, body.is_workday, body.hospital_id, body.as_weekday,
                               body.note)
         audit.record(s, now, "staff", staff.username, "calendar.override", "calendar_day", day.isoformat(),

@@ -128,10 +128,14 @@ def test_huge_bodies_are_refused_before_reading(client, world):
 
 def test_pages_render_text_inert():
     """Jinja2 autoescapes every .html template, so a stored string can never become markup."""
+    from starlette.requests import Request
+
     from guahao.web.templating import templates
 
+    request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": [],
+                       "scheme": "http", "server": ("testserver", 80), "root_path": ""})
     html = templates.env.get_template("base.html").render(
-        messages=[{"kind": "error", "text": "<script>alert(1)</script>"}])
+        request=request, messages=[{"kind": "error", "text": "<script>alert(1)</script>"}])
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 

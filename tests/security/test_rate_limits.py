@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from guahao.security.ratelimit import MemoryBackend, Rate, RateLimiter
 from tests import factories as f
-from tests.security.conftest import limited_settings
+from tests.security.conftest import limited_settings, port
 from tests.security.redis_server import private_redis
 
 
@@ -150,7 +150,7 @@ def test_redis_limits_are_shared_between_processes_and_survive_an_outage():
     back to process memory at once and never raise anything but RATE_LIMITED."""
     from guahao.errors import DomainError
 
-    with private_redis(8531) as r:
+    with private_redis(port(31)) as r:
         a, b = RateLimiter(r.url), RateLimiter(r.url)
         key = f"test:shared:{time.time_ns()}"
         for lim in (a, b, a, b):
@@ -229,9 +229,9 @@ def test_limits_are_shared_by_server_processes_through_redis(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     w = seed(url, accounts=2, capacity=10)
     (scalper, pid), (human, human_pid) = w.accounts
-    with private_redis(8535) as redis:
+    with private_redis(port(35)) as redis:
         env = base_env(url, GUAHAO_NOW=SERVER_NOW, GUAHAO_REDIS_URL=redis.url, GUAHAO_RATE_LIMIT_ENABLED="true")
-        with serve(8548, env, workers=2) as base:
+        with serve(port(48), env, workers=2) as base:
             codes = []
             for i in range(40):
                 with httpx.Client(base_url=base, timeout=15) as c:  # new connection each time

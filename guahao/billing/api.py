@@ -202,7 +202,9 @@ def cancel_on_behalf(booking_id: Id, staff: CurrentStaff, db: DB, now: Now, ip: 
 def retry_refunds(staff: CurrentStaff, db: DB, now: Now, provider: Provider):
     check_role(staff.role, (Role.HOSPITAL_ADMIN, Role.PLATFORM_ADMIN))
     with db.transaction() as s:
-        ok, bad = service.retry_refunds(s, now, provider)
+        # A hospital admin retries only their hospital's refunds (and learns only their counts).
+        ok, bad = service.retry_refunds(s, now, provider,
+                                        None if staff.role == Role.PLATFORM_ADMIN else staff.hospital_id)
     return {"succeeded": ok, "failed": bad}
 
 

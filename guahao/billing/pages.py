@@ -98,6 +98,8 @@ async def bills_pay(request: Request, account_id: PageAccount, db: DB, now: Now,
         with db.transaction() as s:
             pay, url = service.start_payment(s, now, provider, account_id, ids, "/billing/bills")
     except (ValueError, DomainError) as e:
+        if isinstance(e, DomainError) and e.code == "NOT_FOUND":  # another account's bill: as if none
+            raise
         text = e.message if isinstance(e, DomainError) else "请选择账单"
         with db.reading() as s:
             return _bills_page(request, s, account_id, [{"kind": "error", "text": text}], 409)

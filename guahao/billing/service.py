@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from guahao.audit.service import record
@@ -360,11 +360,19 @@ def _attempt(s: Session, now: datetime, provider: PaymentProvider, r: Refund, ou
     s.flush()
 
 
-def retry_refunds(s: Session, now: datetime, provider: PaymentProvider | None = None) -> tuple[int, int]:
-    """failed → requested (retried) → succeeded | failed. Returns (succeeded, still failed)."""
+def retry_refunds(s: Session, now: datetime, provider: PaymentProvider | None = None,
+                  hospital_id: int | None = None) -> tuple[int, int]:
+    """failed → requested (retried) → succeeded | failed. Returns (succeeded, still failed).
+
+    `hospital_id`: only that hospital's refunds (a hospital admin's retry); None: all (platform, worker).
+    """
     provider = provider or default_provider()
     ok = bad = 0
-    for r in s.scalars(select(Refund).where(Refund.status == "failed").order_by(Refund.id)).all():
+    q = select(Refund).where(Refund.status == "failed")
+    if hospital_id is not None:
+        q = (q.outerjoin(Bill, Bill.id == Refund.bill_id).outerjoin(Booking, Booking.id == Refund.booking_id)
+             .where(func.coalesce(Bill.hospital_id, Booking.hospital_id) == hospital_id))
+    for r in s.scalars(q.order_by(Refund.id)).all():
         if not s.execute(update(Refund).where(Refund.id == r.id, Refund.status == "failed")
                          .values(status="requested")).rowcount:
             continue

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from guahao.accounts import repository as accounts
@@ -10,6 +10,7 @@ from guahao.accounts.service import check_password
 from guahao.deps import DB, ClientIp, CurrentStaff, Now
 from guahao.errors import DomainError
 from guahao.notifications import codes, service
+from guahao.security.guards import sms_attempt
 from guahao.staff.rules import Role, check_hospital, check_role
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
@@ -47,7 +48,9 @@ class OutboxOut(BaseModel):
 
 
 @router.post("/sms-codes", status_code=202, response_model=CodeOut)
-def send_code(body: CodeIn, db: DB, now: Now):
+def send_code(body: CodeIn, request: Request, db: DB, now: Now):
+    # Counted before any work (A1): per phone and per client address, shared by every server process.
+    sms_attempt(request, body.phone.strip())
     with db.transaction() as s:
         return CodeOut(**codes.request_code(s, now, body.phone, body.purpose))
 

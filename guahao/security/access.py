@@ -77,6 +77,125 @@ RULES: dict[tuple[str, str], Audience] = {
     ("POST", "/api/v1/staff/token"): PUBLIC,
     ("GET", "/api/v1/staff/me"): staff(*ALL_STAFF, scoped=False),
     ("GET", "/api/v1/admin/audit"): staff(*HOSPITAL_ADMINS),
+    # release settings, schedule templates, calendar, 停诊 (clockwork)
+    ("GET", "/api/v1/staff/hospitals/{hospital_id}/release-settings"): staff(*HOSPITAL_ADMINS),
+    ("PUT", "/api/v1/staff/hospitals/{hospital_id}/release-settings"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/api/v1/staff/hospitals/{hospital_id}/templates"): staff(*HOSPITAL_ADMINS),
+    ("PUT", "/api/v1/staff/doctors/{doctor_id}/templates"): staff(*HOSPITAL_ADMINS),
+    ("DELETE", "/api/v1/staff/templates/{template_id}"): staff(*HOSPITAL_ADMINS),
+    ("POST", "/api/v1/staff/hospitals/{hospital_id}/generate-sessions"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/api/v1/staff/calendar"): staff(*ALL_STAFF),
+    ("PUT", "/api/v1/staff/calendar/{day}"): staff(*HOSPITAL_ADMINS),
+    ("DELETE", "/api/v1/staff/calendar/{day}"): staff(*HOSPITAL_ADMINS),
+    ("POST", "/api/v1/staff/sessions/{session_id}/stop"): staff(*HOSPITAL_ADMINS),
+    # waitlist
+    ("POST", "/api/v1/waitlist"): ACCOUNT,
+    ("GET", "/api/v1/waitlist"): ACCOUNT,
+    ("GET", "/api/v1/waitlist/{entry_id}"): ACCOUNT,
+    ("DELETE", "/api/v1/waitlist/{entry_id}"): ACCOUNT,
+    ("GET", "/api/v1/staff/sessions/{session_id}/waitlist"): staff(*DESK),
+    # notifications: codes and resets are for people not logged in (rate limited per phone and address)
+    ("POST", "/api/v1/sms-codes"): PUBLIC,
+    ("POST", "/api/v1/password-resets"): PUBLIC,
+    ("GET", "/api/v1/staff/outbox"): staff(*DESK),
+    # no-shows and bans follow the person across hospitals: platform admins only
+    ("GET", "/api/v1/staff/bans"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("POST", "/api/v1/staff/bans/{ban_id}/lift"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    # visit day: check-in and queue
+    ("POST", "/api/v1/appointments/{booking_id}/check-in"): ACCOUNT,
+    ("GET", "/api/v1/appointments/{booking_id}/queue"): ACCOUNT,
+    ("GET", "/api/v1/staff/check-in/search"): staff(*DESK),
+    ("POST", "/api/v1/staff/appointments/{booking_id}/check-in"): staff(*DESK),
+    ("GET", "/api/v1/staff/sessions"): staff(*ALL_STAFF),
+    ("GET", "/api/v1/staff/sessions/{session_id}/queue"): staff(*ALL_STAFF),
+    ("POST", "/api/v1/staff/sessions/{session_id}/queue/{action}"): staff(*ALL_STAFF),
+    # money
+    ("GET", "/api/v1/appointments/{booking_id}/cancel-preview"): ACCOUNT,
+    ("POST", "/api/v1/appointments/{booking_id}/pay"): ACCOUNT,
+    ("GET", "/api/v1/appointments/{booking_id}/billing"): ACCOUNT,
+    ("GET", "/api/v1/bills"): ACCOUNT,
+    ("POST", "/api/v1/payments"): ACCOUNT,
+    ("GET", "/api/v1/payments/{payment_id}"): ACCOUNT,
+    # the provider's callback: no caller identity, trusted only by its signature (M2)
+    ("POST", "/api/v1/payments/notify/{provider_name}"): PUBLIC,
+    ("GET", "/api/v1/receipts"): ACCOUNT,
+    ("GET", "/api/v1/billing/summary"): ACCOUNT,
+    ("GET", "/api/v1/staff/price-items"): staff(*ALL_STAFF),
+    ("POST", "/api/v1/staff/price-items"): staff(Role.HOSPITAL_ADMIN),
+    ("PUT", "/api/v1/staff/hospital/billing-settings"): staff(Role.HOSPITAL_ADMIN),
+    ("POST", "/api/v1/staff/bills"): staff(Role.HOSPITAL_ADMIN, Role.CLERK, Role.DOCTOR),
+    ("POST", "/api/v1/staff/appointments/{booking_id}/cancel"): staff(Role.HOSPITAL_ADMIN, Role.CLERK),
+    ("POST", "/api/v1/staff/refunds/retry"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/api/v1/staff/ledger"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    # ---- pages (cookie log-in; they redirect to their log-in page themselves)
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("GET", "/signup"): PUBLIC,
+    ("POST", "/signup"): PUBLIC,
+    ("POST", "/logout"): PUBLIC,
+    ("GET", "/patients"): ACCOUNT,
+    ("POST", "/patients"): ACCOUNT,
+    ("POST", "/patients/{patient_id}/remove"): ACCOUNT,
+    ("POST", "/patients/{patient_id}/cards"): ACCOUNT,
+    ("GET", "/"): PUBLIC,
+    ("GET", "/hospitals/{hospital_id}"): PUBLIC,
+    ("GET", "/departments/{department_id}"): PUBLIC,
+    ("GET", "/doctors/{doctor_id}"): PUBLIC,
+    ("GET", "/sessions/{session_id}/book"): ACCOUNT,
+    ("POST", "/sessions/{session_id}/book"): ACCOUNT,
+    ("GET", "/appointments"): ACCOUNT,
+    ("GET", "/appointments/{booking_id}"): ACCOUNT,
+    ("POST", "/appointments/{booking_id}/cancel"): ACCOUNT,
+    ("GET", "/appointments/{booking_id}/reschedule"): ACCOUNT,
+    ("POST", "/appointments/{booking_id}/reschedule"): ACCOUNT,
+    ("GET", "/visits/{booking_id}"): ACCOUNT,
+    ("GET", "/visits/{booking_id}/status"): ACCOUNT,
+    ("POST", "/visits/{booking_id}/check-in"): ACCOUNT,
+    ("GET", "/billing/pay/{booking_id}"): ACCOUNT,
+    ("POST", "/billing/pay/{booking_id}"): ACCOUNT,
+    ("GET", "/billing/paid"): ACCOUNT,
+    ("GET", "/billing/bills"): ACCOUNT,
+    ("POST", "/billing/bills/pay"): ACCOUNT,
+    ("GET", "/billing/cancel/{booking_id}"): ACCOUNT,
+    ("POST", "/billing/cancel/{booking_id}"): ACCOUNT,
+    ("GET", "/billing/receipts"): ACCOUNT,
+    ("GET", "/billing/receipts/{kind}/{rid}.pdf"): ACCOUNT,
+    ("GET", "/billing/receipts/{kind}/{rid}"): ACCOUNT,
+    # the sandbox payment provider's payer page (not served in production): stands in for the provider's site
+    ("GET", "/sandbox/pay/{out_trade_no}"): PUBLIC,
+    ("POST", "/sandbox/pay/{out_trade_no}/confirm"): PUBLIC,
+    # console
+    ("GET", "/console/login"): PUBLIC,
+    ("POST", "/console/login"): PUBLIC,
+    ("POST", "/console/logout"): PUBLIC,
+    ("GET", "/console"): staff(*ALL_STAFF, scoped=False),
+    ("GET", "/console/hospitals"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("POST", "/console/hospitals"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("POST", "/console/hospital-admins"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("GET", "/console/audit"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("GET", "/console/bans"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("POST", "/console/bans/{ban_id}/lift"): staff(Role.PLATFORM_ADMIN, scoped=False),
+    ("GET", "/console/hospitals/{hospital_id}"): staff(*HOSPITAL_ADMINS),
+    ("POST", "/console/hospitals/{hospital_id}/settings"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/console/hospitals/{hospital_id}/departments"): staff(*HOSPITAL_ADMINS),
+    ("POST", "/console/hospitals/{hospital_id}/departments"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/console/hospitals/{hospital_id}/doctors"): staff(*HOSPITAL_ADMINS),
+    ("POST", "/console/hospitals/{hospital_id}/doctors"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/console/hospitals/{hospital_id}/sessions"): staff(*HOSPITAL_ADMINS),
+    ("POST", "/console/sessions/{session_id}/stop"): staff(*HOSPITAL_ADMINS),
+    ("GET", "/console/bookings"): staff(*DESK),
+    ("GET", "/console/bookings/{booking_id}"): staff(*DESK),
+    ("POST", "/console/bookings/{booking_id}/cancel"): staff(*DESK),
+    ("POST", "/console/bookings/{booking_id}/check-in"): staff(*DESK),
+    ("GET", "/console/today"): staff(Role.DOCTOR),
+    ("GET", "/console/checkin"): staff(*DESK),
+    ("POST", "/console/checkin/{booking_id}"): staff(*DESK),
+    ("POST", "/console/checkin/{booking_id}/cancel"): staff(Role.HOSPITAL_ADMIN, Role.CLERK),
+    ("GET", "/console/queue"): staff(*ALL_STAFF),
+    ("GET", "/console/queue/{session_id}"): staff(*ALL_STAFF),
+    ("POST", "/console/queue/{session_id}/bill"): staff(Role.HOSPITAL_ADMIN, Role.CLERK, Role.DOCTOR),
+    ("GET", "/console/queue/{session_id}/list"): staff(*ALL_STAFF),
+    ("POST", "/console/queue/{session_id}/{action}"): staff(*ALL_STAFF),
 }
 # Mounted sub-apps (static files) by path.
 MOUNTS: dict[str, Audience] = {"/static": PUBLIC}
@@ -177,16 +296,23 @@ def enforce(request: Request) -> None:
         raise DomainError("FORBIDDEN", "当前角色无权进行此操作")
 
 
-def _answers(aud: Audience, has_object: bool) -> tuple[str, str, str]:
+# Path parameters naming an account's own objects (a session or hospital in a path is public).
+ACCOUNT_OBJECT_PARAMS = ("{patient_id}", "{booking_id}", "{entry_id}", "{payment_id}", "{rid}")
+
+
+def _answers(aud: Audience, path: str) -> tuple[str, str, str]:
     """What anonymous / another account / staff of another hospital get (SECURITY.md columns)."""
     if aud.kind == "public":
         return "served", "served", "served"
+    # Pages send the visitor to their log-in page; their htmx fragments answer 401.
+    login = "401" if path.startswith("/api/") else "log-in (303) / 401"
     if aud.kind == "account":
-        return "401", ("404" if has_object else "own data only"), "401"
+        mine = any(p in path for p in ACCOUNT_OBJECT_PARAMS)
+        return login, ("404" if mine else "own data only"), login
     roles = ", ".join(r.value for r in aud.roles)
-    staff = f"403 unless {roles}; then " + ("404" if has_object and aud.scoped else
+    staff = f"403 unless {roles}; then " + ("404" if "{" in path and aud.scoped else
                                             "own hospital's rows only" if aud.scoped else "served")
-    return "401", "401", staff
+    return login, login, staff
 
 
 def markdown_table(app) -> str:
@@ -197,7 +323,7 @@ def markdown_table(app) -> str:
         if aud is None:
             lines.append(f"| {m} | `{path}` | **NO RULE** | | | |")
             continue
-        anon, other, staff_ = _answers(aud, "{" in path)
+        anon, other, staff_ = _answers(aud, path)
         lines.append(f"| {m} | `{path}` | {aud.label()} | {anon} | {other} | {staff_} |")
     return "\n".join(lines)
 

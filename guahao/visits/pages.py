@@ -10,6 +10,7 @@ from guahao.booking.service import STATUS_LABELS
 from guahao.clock import local
 from guahao.deps import DB, ClientIp, CurrentStaff, Now
 from guahao.errors import DomainError
+from guahao.staff.rules import Role, check_role
 from guahao.visits import service
 from guahao.visits.api import ACTIONS, session_queue_out
 from guahao.visits.cookies import PageAccount, login_redirect
@@ -17,6 +18,7 @@ from guahao.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+DESK = (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN, Role.CLERK)
 
 
 def _patient_page(request, s, now, account_id, booking_id, messages=(), status_code=200):
@@ -77,6 +79,7 @@ def _checkin_page(request, s, now, staff, q: dict, messages=(), status_code=200)
 @router.get("/console/checkin", response_class=HTMLResponse)
 def checkin_desk(request: Request, staff: CurrentStaff, db: DB, now: Now, serial: str | None = None,
                  name: str | None = None, id_last4: str | None = None):
+    check_role(staff.role, DESK)
     with db.reading() as s:
         return _checkin_page(request, s, now, staff, dict(serial=serial, name=name, id_last4=id_last4))
 
@@ -89,6 +92,8 @@ def checkin_at_desk(request: Request, booking_id: Id, staff: CurrentStaff, db: D
             service.check_in_by_staff(s, now, staff, booking_id, ip)
         msg = {"kind": "ok", "text": "报到成功"}
     except DomainError as e:
+        if e.code in ("NOT_FOUND", "FORBIDDEN"):  # the page below would show the booking's serial number
+            raise
         msg, code = {"kind": "error", "text": e.message}, e.status
     with db.reading() as s:
         from guahao.booking.models import Booking
@@ -110,7 +115,7 @@ def cancel_at_desk(request: Request, booking_id: Id, staff: CurrentStaff, db: DB
             quote = cancel_on_behalf(s, now, staff, booking_id, get_provider(request), ip)
         msg = {"kind": "ok", "text": f"已取消，退款 {quote.refund / 100:.2f} 元" if quote.paid else "已取消"}
     except DomainError as e:
-        if e.code == "NOT_FOUND":
+        if e.code in ("NOT_FOUND", "FORBIDDEN"):  # the page below would show the booking's serial number
             raise
         msg, code = {"kind": "error", "text": e.message}, e.status
     with db.reading() as s:

@@ -1,5 +1,6 @@
 """A small world for attacks: hospital 1 with its owner's data, hospital 2 with staff of every role."""
 
+import os
 from datetime import date
 
 import pytest
@@ -12,6 +13,12 @@ from tests import factories as f
 NOW = f.local_dt(2026, 12, 1, 10, 0)
 D1 = date(2026, 12, 2)
 STAFF_PASSWORD = "staff1234"
+
+
+def port(n: int) -> int:
+    """A port for the servers these tests start: GUAHAO_TEST_PORT_BASE (default 8500) + n, so a checkout
+    running beside others can move all of them into its own range."""
+    return int(os.environ.get("GUAHAO_TEST_PORT_BASE", "8500")) + n
 
 
 def limited_settings(**kw) -> Settings:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.security.burst import SERVER_NOW, attempt, check_invariants, pg_database, seed
+from tests.security.conftest import port
 from tests.security.server import base_env, serve, serve_many
 
 
@@ -25,7 +26,7 @@ def test_same_key_on_two_processes_books_once(database_url):
     url, admin_url = database_url
     w = seed(admin_url, accounts=6, capacity=10)
     env = base_env(url, GUAHAO_NOW=SERVER_NOW)
-    with serve_many([8541, 8542], env) as (one, two), \
+    with serve_many([port(41), port(42)], env) as (one, two), \
             httpx.Client(base_url=one) as c1, httpx.Client(base_url=two) as c2, ThreadPoolExecutor(8) as pool:
         jobs = []
         for i, (headers, pid) in enumerate(w.accounts):
@@ -48,7 +49,7 @@ def test_retry_after_a_client_timeout_never_double_books(database_url):
     url, admin_url = database_url
     w = seed(admin_url, accounts=5, capacity=10)
     env = base_env(url, GUAHAO_NOW=SERVER_NOW)
-    with serve(8543, env) as base, httpx.Client(base_url=base) as c:
+    with serve(port(43), env) as base, httpx.Client(base_url=base) as c:
         first = [attempt(c, h, pid, w.slots[i], f"retry-{i}", timeout=0.0005)
                  for i, (h, pid) in enumerate(w.accounts)]
         assert any(status == 0 for status, _ in first)  # the client really gave up on some

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.security.burst import SERVER_NOW, attempt, burst, check_invariants, pg_database, seed
+from tests.security.conftest import port
 from tests.security.redis_server import private_redis
 from tests.security.server import base_env, serve
 from tests.security.tcpproxy import Proxy
@@ -72,7 +73,7 @@ def test_killed_connections_mid_burst():
             finally:
                 db.dispose()
 
-        with serve(8545, env) as base:
+        with serve(port(45), env) as base:
             t = threading.Thread(target=killer)
             t.start()
             try:
@@ -93,12 +94,12 @@ def test_killed_connections_mid_burst():
 
 
 def test_database_away_answers_503_and_recovers():
-    proxy = Proxy(8550).up()
+    proxy = Proxy(port(50)).up()
     try:
-        with pg_database("guahao-trust-away", port=8550) as (url, admin_url):
+        with pg_database("guahao-trust-away", port=proxy.port) as (url, admin_url):
             w = seed(admin_url, accounts=10, capacity=10)
             env = base_env(url, GUAHAO_NOW=SERVER_NOW)
-            with serve(8546, env) as base, httpx.Client(base_url=base, timeout=30) as c:
+            with serve(port(46), env) as base, httpx.Client(base_url=base, timeout=30) as c:
                 h, pid = w.accounts[0]
                 assert attempt(c, h, pid, w.slots[0], "away-0")[0] == 201
                 proxy.down()
@@ -126,12 +127,12 @@ def test_database_away_answers_503_and_recovers():
 def test_redis_dies_mid_burst():
     """Rate limits live in Redis; when it dies the limiter falls back to memory: no request fails
     because of it, bookings stay exact, and limits still apply."""
-    with private_redis(8533) as redis, pg_database("guahao-trust-redis") as (url, admin_url):
+    with private_redis(port(33)) as redis, pg_database("guahao-trust-redis") as (url, admin_url):
         w = seed(admin_url, accounts=40, capacity=15)
         jobs = [(h, pid, w.slots[i % w.capacity], f"redis-{i}") for i, (h, pid) in enumerate(w.accounts)]
         env = base_env(url, GUAHAO_NOW=SERVER_NOW, GUAHAO_REDIS_URL=redis.url, GUAHAO_RATE_LIMIT_ENABLED="true",
                        GUAHAO_RATE_BOOKING_ACCOUNT="5/60")
-        with serve(8547, env) as base:
+        with serve(port(47), env) as base:
             timer = threading.Timer(0.3, redis.stop)
             timer.start()
             answers = burst(base, jobs, threads=10)

@@ -6,9 +6,10 @@ import re
 import httpx
 
 from tests import factories as f
+from tests.security.conftest import port
 from tests.security.server import base_env, migrate, serve
 
-PORT = 8520
+PORT = port(20)
 
 
 def test_server_logs_hold_no_id_number_or_phone(tmp_path):

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from guahao.security.ratelimit import MemoryBackend, Rate, RateLimiter
 from tests import factories as f
-from tests.security.conftest import limited_settings
+from tests.security.conftest import limited_settings, port
 from tests.security.redis_server import private_redis
 
 
@@ -150,7 +150,7 @@ def test_redis_limits_are_shared_between_processes_and_survive_an_outage():
     back to process memory at once and never raise anything but RATE_LIMITED."""
     from guahao.errors import DomainError
 
-    with private_redis(8531) as r:
+    with private_redis(port(31)) as r:
         a, b = RateLimiter(r.url), RateLimiter(r.url)
         key = f"test:shared:{time.time_ns()}"
         for lim in (a, b, a, b):
@@ -197,6 +197,27 @@ def test_sms_guard_for_the_sms_endpoint(client):
         sms_attempt(request("192.0.2.1"), "13800138003")  # 4th from one address within the hour
 
 
+def test_sms_code_endpoint_is_limited_per_address(db):
+    """POST /api/v1/sms-codes goes through the guard: the 4th code from one address within the hour is
+    refused with 429 and Retry-After, before any code is made or sent."""
+    from sqlalchemy import func, select
+
+    from guahao.notifications.models import SmsCode
+
+    c = _client(db, rate_sms_ip="3/3600")
+    for i in range(3):
+        r = c.post("/api/v1/sms-codes", headers=_from("198.51.100.7"), json=dict(phone=f"1390000000{i}",
+                                                                                  purpose="signup"))
+        assert r.status_code == 202, r.text
+    r = c.post("/api/v1/sms-codes", headers=_from("198.51.100.7"), json=dict(phone="13900000009", purpose="signup"))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0, r.text
+    with db.reading() as s:
+        assert s.scalar(select(func.count(SmsCode.id))) == 3
+    # Another address is not affected.
+    r = c.post("/api/v1/sms-codes", headers=_from("198.51.100.8"), json=dict(phone="13900000008", purpose="signup"))
+    assert r.status_code == 202, r.text
+
+
 def test_limits_are_shared_by_server_processes_through_redis(tmp_path):
     """A real server with two worker processes and Redis: a scalper's 40 attempts, each on a fresh
     connection (so both processes serve them), get exactly the account's budget of 10, not 10 per process."""
@@ -208,9 +229,9 @@ def test_limits_are_shared_by_server_processes_through_redis(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     w = seed(url, accounts=2, capacity=10)
     (scalper, pid), (human, human_pid) = w.accounts
-    with private_redis(8535) as redis:
+    with private_redis(port(35)) as redis:
         env = base_env(url, GUAHAO_NOW=SERVER_NOW, GUAHAO_REDIS_URL=redis.url, GUAHAO_RATE_LIMIT_ENABLED="true")
-        with serve(8548, env, workers=2) as base:
+        with serve(port(48), env, workers=2) as base:
             codes = []
             for i in range(40):
                 with httpx.Client(base_url=base, timeout=15) as c:  # new connection each time

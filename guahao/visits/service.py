@@ -134,7 +134,7 @@ def _waiting_keys(s: Session, session_id: int, exclude: int | None = None) -> li
 
 
 def call_next(s: Session, now: datetime, staff: Staff, session_id: int) -> QueueEntry:
-    _session_for_staff(s, staff, session_id, lock=True)
+    cs = _session_for_staff(s, staff, session_id, lock=True)
     current = _calling(s, session_id)
     if current is not None:
         raise DomainError("QUEUE_BUSY", f"{current.seq}号正在就诊，请先完成或过号")
@@ -145,13 +145,14 @@ def call_next(s: Session, now: datetime, staff: Staff, session_id: int) -> Queue
     if not s.execute(update(Q).where(Q.c.booking_id == booking_id, Q.c.state == "waiting").values(
             state="calling", called_at=now, call_count=Q.c.call_count + 1)).rowcount:
         raise DomainError("QUEUE_BUSY", "该患者已被其他诊室呼叫，请刷新")
-    record(s, now, "staff", staff.username, "queue.call", "booking", booking_id, {"session_id": session_id})
+    record(s, now, "staff", staff.username, "queue.call", "booking", booking_id, {"session_id": session_id},
+           cs.hospital_id)
     return s.get(QueueEntry, booking_id, populate_existing=True)
 
 
 def pass_current(s: Session, now: datetime, staff: Staff, session_id: int) -> QueueEntry:
     """过号: the called patient did not come; they go back behind the next 3 waiting."""
-    _session_for_staff(s, staff, session_id, lock=True)
+    cs = _session_for_staff(s, staff, session_id, lock=True)
     current = _calling(s, session_id)
     if current is None:
         raise DomainError("NOT_CALLING")
@@ -162,7 +163,8 @@ def pass_current(s: Session, now: datetime, staff: Staff, session_id: int) -> Qu
         key = rules.pass_key([k for _, k in _waiting_keys(s, session_id)])
     s.execute(update(Q).where(Q.c.booking_id == current.booking_id, Q.c.state == "calling").values(
         state="waiting", sort_key=key, pass_count=Q.c.pass_count + 1, called_at=None))
-    record(s, now, "staff", staff.username, "queue.pass", "booking", current.booking_id, {"session_id": session_id})
+    record(s, now, "staff", staff.username, "queue.pass", "booking", current.booking_id,
+           {"session_id": session_id}, cs.hospital_id)
     return s.get(QueueEntry, current.booking_id, populate_existing=True)
 
 
@@ -172,14 +174,15 @@ def _renumber(s: Session, session_id: int) -> None:
 
 
 def complete_current(s: Session, now: datetime, staff: Staff, session_id: int) -> QueueEntry:
-    _session_for_staff(s, staff, session_id, lock=True)
+    cs = _session_for_staff(s, staff, session_id, lock=True)
     current = _calling(s, session_id)
     if current is None:
         raise DomainError("NOT_CALLING")
     s.execute(update(Q).where(Q.c.booking_id == current.booking_id, Q.c.state == "calling")
               .values(state="done", completed_at=now))
     set_status_if(s, current.booking_id, ("checked_in",), {"status": "completed"})
-    record(s, now, "staff", staff.username, "queue.complete", "booking", current.booking_id, {"session_id": session_id})
+    record(s, now, "staff", staff.username, "queue.complete", "booking", current.booking_id,
+           {"session_id": session_id}, cs.hospital_id)
     return s.get(QueueEntry, current.booking_id, populate_existing=True)
 
 

@@ -8,11 +8,10 @@ from guahao.catalog.models import Hospital
 from guahao.deps import DB, ClientIp, CurrentStaff, Now
 from guahao.errors import DomainError
 from guahao.release import service
-from guahao.staff.rules import Role, check_hospital, check_role
+from guahao.staff.service import administered_hospital
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff: release settings"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ADMINS = (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN)
 
 
 class ReleaseSettingsOut(BaseModel):
@@ -47,13 +46,7 @@ def _out(h: Hospital, moved: int | None = None) -> ReleaseSettingsOut:
                               sessions_moved=moved, **v.__dict__)
 
 
-def _hospital(s, staff, hospital_id: int) -> Hospital:
-    check_role(staff.role, ADMINS)
-    check_hospital(staff.role, staff.hospital_id, hospital_id)
-    h = s.get(Hospital, hospital_id)
-    if h is None:
-        raise DomainError("NOT_FOUND", "未找到该医院")
-    return h
+_hospital = administered_hospital
 
 
 @router.get("/hospitals/{hospital_id}/release-settings", response_model=ReleaseSettingsOut)

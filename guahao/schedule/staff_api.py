@@ -7,16 +7,16 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from guahao.audit import service as audit
-from guahao.catalog.models import Doctor, Hospital
+from guahao.catalog.models import Doctor
 from guahao.deps import DB, ClientIp, CurrentStaff, Now
 from guahao.errors import DomainError
 from guahao.schedule import planning
 from guahao.schedule.models import ClinicSession, ScheduleTemplate
 from guahao.staff.rules import Role, check_hospital, check_role
+from guahao.staff.service import ADMINS, administered_hospital
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff: schedules"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ADMINS = (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN)
 
 
 class TemplateIn(BaseModel):
@@ -85,13 +85,7 @@ class StopOut(BaseModel):
     stopped_bookings: int
 
 
-def _admin_of(s, staff, hospital_id: int) -> Hospital:
-    check_role(staff.role, ADMINS)
-    check_hospital(staff.role, staff.hospital_id, hospital_id)
-    h = s.get(Hospital, hospital_id)
-    if h is None:
-        raise DomainError("NOT_FOUND", "未找到该医院")
-    return h
+_admin_of = administered_hospital
 
 
 def _doctor(s, staff, doctor_id: int) -> Doctor:

@@ -10,7 +10,9 @@ from guahao.accounts.security import hash_password, issue_token, verify_password
 from guahao.catalog.models import Doctor, Hospital
 from guahao.errors import DomainError
 from guahao.staff.models import StaffUser
-from guahao.staff.rules import Role
+from guahao.staff.rules import Role, check_hospital, check_role
+
+ADMINS = (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN)
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,13 @@ def login(s: Session, now: datetime, username: str, password: str) -> str:
 def from_claims(claims: dict) -> Staff:
     return Staff(id=int(claims["sub"]), username=claims["usr"], role=Role(claims["role"]),
                  hospital_id=claims.get("hid"), doctor_id=claims.get("did"))
+
+
+def administered_hospital(s: Session, staff: Staff, hospital_id: int) -> Hospital:
+    """The hospital a platform admin, or this hospital's own admin, is changing; others get 403/404."""
+    check_role(staff.role, ADMINS)
+    check_hospital(staff.role, staff.hospital_id, hospital_id)
+    h = s.get(Hospital, hospital_id)
+    if h is None:
+        raise DomainError("NOT_FOUND", "未找到该医院")
+    return h

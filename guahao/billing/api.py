@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from guahao.billing import ledger, reports, rules, service
 from guahao.billing.deps import Provider
-from guahao.billing.models import Bill, BillItem, Payment, PriceItem, Refund
+from guahao.billing.models import Bill, BillItem, Payment, Refund
 from guahao.billing.schemas import (BillItemOut, BillOut, CancelPreviewOut, LedgerOut, OrderBillIn, PayBillsIn,
                                     NotifyAnswer, PaymentOut, PriceItemIn, PriceItemOut, ReceiptOut, RefundPolicyIn,
                                     SummaryOut)
@@ -139,23 +139,14 @@ def summary(account_id: AccountId, s: ReadSession, now: Now, patient_id: Annotat
 def price_items(staff: CurrentStaff, s: ReadSession):
     if staff.hospital_id is None:
         return []
-    return s.scalars(select(PriceItem).where(PriceItem.hospital_id == staff.hospital_id)
-                     .order_by(PriceItem.category, PriceItem.code)).all()
+    return service.price_table(s, staff.hospital_id)
 
 
 @router.post("/staff/price-items", response_model=PriceItemOut, status_code=201)
 def add_price_item(body: PriceItemIn, staff: CurrentStaff, db: DB, now: Now, ip: ClientIp):
     check_role(staff.role, (Role.HOSPITAL_ADMIN,))
     with db.transaction() as s:
-        if s.scalar(select(PriceItem.id).where(PriceItem.hospital_id == staff.hospital_id,
-                                               PriceItem.code == body.code)):
-            raise DomainError("VALIDATION_ERROR", "该收费编码已存在")
-        item = PriceItem(hospital_id=staff.hospital_id, **body.model_dump())
-        s.add(item)
-        s.flush()
-        record(s, now, "staff", staff.username, "price_item.create", "price_item", item.id, body.model_dump(),
-               staff.hospital_id, ip)
-        return item
+        return service.add_price_item(s, now, staff.username, staff.hospital_id, body.model_dump(), ip)
 
 
 @router.put("/staff/hospital/billing-settings")

@@ -34,6 +34,25 @@ def _no(prefix: str, now: datetime) -> str:
     return f"{prefix}{local(now):%y%m%d%H%M}{secrets.token_hex(5)}"
 
 
+# ---------------------------------------------------------------- price table
+
+def price_table(s: Session, hospital_id: int) -> list[PriceItem]:
+    return list(s.scalars(select(PriceItem).where(PriceItem.hospital_id == hospital_id)
+                          .order_by(PriceItem.category, PriceItem.code)))
+
+
+def add_price_item(s: Session, now: datetime, actor: str, hospital_id: int, data: dict, ip: str | None = None
+                   ) -> PriceItem:
+    """One row of a hospital's price table (M1, M3); `data` is a validated PriceItemIn dump. Audited."""
+    if s.scalar(select(PriceItem.id).where(PriceItem.hospital_id == hospital_id, PriceItem.code == data["code"])):
+        raise DomainError("VALIDATION_ERROR", "该收费编码已存在")
+    item = PriceItem(hospital_id=hospital_id, **data)
+    s.add(item)
+    s.flush()
+    record(s, now, "staff", actor, "price_item.create", "price_item", item.id, data, hospital_id, ip)
+    return item
+
+
 # ---------------------------------------------------------------- bills
 
 def _price_item(s: Session, hospital_id: int, code: str) -> PriceItem | None:

@@ -10,6 +10,7 @@ from guahao.accounts.service import check_password
 from guahao.deps import DB, ClientIp, CurrentStaff, Now
 from guahao.errors import DomainError
 from guahao.notifications import codes, service
+from guahao.notifications.rules import shown_body
 from guahao.security.guards import sms_attempt
 from guahao.staff.rules import Role, check_hospital, check_role
 
@@ -83,8 +84,7 @@ def outbox(staff: CurrentStaff, db: DB, kind: Annotated[str | None, Query(max_le
         check_hospital(staff.role, staff.hospital_id, hospital_id)
     with db.reading() as s:
         rows = service.outbox(s, hospital_id, kind, limit, offset)
-    # Codes are secrets of their phone's owner: the console shows that one was sent, not the digits.
     return [OutboxOut(id=n.id, kind=n.kind, phone=n.phone_masked, status=n.status, attempts=n.attempts,
-                      body="（验证码短信，内容不显示）" if n.kind == "sms_code" else n.body,
+                      body=shown_body(n.kind, n.body),
                       created_at=n.created_at, sent_at=n.sent_at, booking_id=n.booking_id,
                       hospital_id=n.hospital_id) for n in rows]

@@ -12,6 +12,11 @@ PERIOD_LABELS = {"AM": "上午", "PM": "下午"}
 SIGNATURE = "【预约挂号】"
 
 
+def shown_body(kind: str, body: str) -> str:
+    """What staff may read of a message: codes are secrets of their phone's owner, so only that one was sent."""
+    return "（验证码短信，内容不显示）" if kind == "sms_code" else body
+
+
 @dataclass(frozen=True)
 class BookingFacts:
     """What a patient needs to find their visit (S1)."""

@@ -130,8 +130,10 @@ def dispatch(s: Session, now: datetime, sender: Sender | None = None, limit: int
 
 
 def outbox(s: Session, hospital_id: int | None = None, kind: str | None = None,
-           limit: int = 100, offset: int = 0) -> list[Notification]:
+           limit: int = 100, offset: int = 0, status: str | None = None) -> list[Notification]:
     q = select(Notification)
+    if status:
+        q = q.where(Notification.status == status)
     if hospital_id is not None:
         q = q.where(Notification.hospital_id == hospital_id)
     if kind:

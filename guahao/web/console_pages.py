@@ -6,9 +6,11 @@ in the audit log inside the same transaction.
 """
 
 from datetime import date, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from guahao.attendance import service as bans_service
@@ -17,6 +19,7 @@ from guahao.audit.models import AuditEntry
 from guahao.audit.service import record
 from guahao.billing import service as billing_service
 from guahao.billing.deps import get_provider
+from guahao.billing.schemas import PriceItemIn
 from guahao.booking import service as booking
 from guahao.booking.api import appointment_out
 from guahao.booking.models import Booking
@@ -27,15 +30,18 @@ from guahao.catalog.models import Department, Doctor, Hospital
 from guahao.clock import local
 from guahao.deps import DB, ClientIp, Now, current_staff
 from guahao.errors import DomainError
+from guahao.notifications import service as notifications
+from guahao.notifications.models import Notification
+from guahao.notifications.rules import shown_body
 from guahao.release import service as release
 from guahao.schedule import planning
 from guahao.schedule import service as schedule
-from guahao.schedule.models import ClinicSession
-from guahao.schedule.rules import TITLES
+from guahao.schedule.models import ClinicSession, ScheduleTemplate
+from guahao.schedule.rules import NUMBER_TYPES, PERIODS, TITLES, WEEKDAY_LABELS
 from guahao.staff import service as staff_service
 from guahao.staff.models import StaffUser
 from guahao.staff.rules import ROLE_LABELS, Role, check_hospital, check_role
-from guahao.staff.service import Staff
+from guahao.staff.service import Staff, administered_hospital
 from guahao.visits import service as visits_service
 from guahao.web.pagekit import MAX_ID, Id, STAFF_COOKIE, check_csrf, redirect, render, safe_next, set_cookie
 
@@ -473,3 +479,166 @@ def today_sessions(request: Request, db: DB, now: Now):
     todays = [(cs, dn) for cs, dn in rows if cs.visit_date == today]
     upcoming = [(cs, dn) for cs, dn in rows if cs.visit_date > today]
     return page(request, "console/today.html", doc=doc, todays=todays, upcoming=upcoming, today=today)
+
+
+# ---- platform admin (and a hospital's admin, for its own hospital): notification outbox ---------
+
+OUTBOX_STATUSES = {"pending": "待发送", "sent": "已发送", "failed": "发送失败"}
+
+
+@router.get("/outbox")
+def outbox(request: Request, db: DB, kind: Q = "", status: Q = ""):
+    st = staff_of(request, *ADMINS)
+    # A hospital admin reads only messages about its own hospital; the platform admin reads them all.
+    hospital_id = None if st.role == Role.PLATFORM_ADMIN else st.hospital_id
+    with db.reading() as s:
+        rows = notifications.outbox(s, hospital_id, kind.strip() or None, 200, 0,
+                                    status.strip() if status.strip() in OUTBOX_STATUSES else None)
+        kinds = list(s.scalars(select(Notification.kind).distinct().order_by(Notification.kind)))
+    messages = [dict(kind=n.kind, phone=n.phone_masked, body=shown_body(n.kind, n.body), status=n.status,
+                     attempts=n.attempts, error=n.error, created_at=n.created_at, sent_at=n.sent_at) for n in rows]
+    return page(request, "console/outbox.html", messages=messages, kinds=kinds, kind=kind.strip(),
+                status=status.strip(), statuses=OUTBOX_STATUSES)
+
+
+# ---- hospital admin: weekly schedule templates and generating sessions ---------------------------
+
+def _templates_page(request, db, st, hospital_id, status_code=200, **extra):
+    with db.reading() as s:
+        h = administered_hospital(s, st, hospital_id)
+        docs = s.execute(select(Doctor, Department.name).join(Department, Department.id == Doctor.department_id)
+                         .where(Doctor.hospital_id == h.id).order_by(Department.sort_order, Department.id,
+                                                                     Doctor.id)).all()
+        rows = planning.templates_of(s, h.id)
+    names = {doc.id: (doc.name, dn) for doc, dn in docs}
+    return page(request, "console/templates.html", status_code=status_code, h=h, rows=rows, names=names,
+                doctors=docs, weekdays=WEEKDAY_LABELS, periods=PERIODS, number_types=NUMBER_TYPES,
+                form=extra.pop("form", {}), **extra)
+
+
+@router.get("/hospitals/{hospital_id}/templates")
+def templates_page(request: Request, hospital_id: Id, db: DB):
+    st = staff_of(request, *ADMINS)
+    return _templates_page(request, db, st, hospital_id)
+
+
+@router.post("/hospitals/{hospital_id}/templates")
+def add_template(request: Request, hospital_id: Id, db: DB, now: Now, ip: ClientIp, doctor_id: F = "",
+                 weekday: F = "", period: F = "", number_type: F = "", capacity: F = "", fee: F = "",
+                 online_bookable: F = "", csrf_token: F = ""):
+    st = staff_of(request, *ADMINS)
+    check_csrf(request, csrf_token)
+    form = dict(doctor_id=doctor_id, weekday=weekday, period=period, number_type=number_type, capacity=capacity,
+                fee=fee)
+    try:
+        with db.transaction() as s:
+            administered_hospital(s, st, hospital_id)
+            doc = s.get(Doctor, _int(doctor_id or "0", "医生"))
+            if doc is None or doc.hospital_id != hospital_id:
+                raise DomainError("VALIDATION_ERROR", "请选择本院医生")
+            cell = dict(weekday=_int(weekday, "星期"), period=period, number_type=number_type,
+                        capacity=_int(capacity, "号源数量"), fee=_fen(fee, "挂号费"),
+                        online_bookable=bool(online_bookable))
+            # Same use case and audit entry as PUT /api/v1/staff/doctors/{id}/templates.
+            t = planning.set_template(s, now, doc, **cell)
+            _audit(s, now, st, "template.set", "schedule_template", t.id, cell, hospital_id, ip)
+    except DomainError as e:
+        if e.code == "NOT_FOUND":
+            raise
+        return _templates_page(request, db, st, hospital_id, e.status, error=e.message, form=form)
+    return redirect(f"/console/hospitals/{hospital_id}/templates?saved=1")
+
+
+@router.post("/templates/{template_id}/remove")
+def remove_template(request: Request, template_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+    st = staff_of(request, *ADMINS)
+    check_csrf(request, csrf_token)
+    with db.transaction() as s:
+        t = s.get(ScheduleTemplate, template_id)
+        if t is None or not t.active:
+            raise DomainError("NOT_FOUND", "未找到该排班模板")
+        administered_hospital(s, st, t.hospital_id)
+        planning.remove_template(s, t)
+        _audit(s, now, st, "template.remove", "schedule_template", t.id, None, t.hospital_id, ip)
+        hospital_id = t.hospital_id
+    return redirect(f"/console/hospitals/{hospital_id}/templates")
+
+
+@router.post("/hospitals/{hospital_id}/generate")
+def generate_sessions(request: Request, hospital_id: Id, db: DB, now: Now, ip: ClientIp, csrf_token: F = ""):
+    st = staff_of(request, *ADMINS)
+    check_csrf(request, csrf_token)
+    try:
+        with db.transaction() as s:
+            h = administered_hospital(s, st, hospital_id)
+            # The booking window from tomorrow, as the staff API's default; running it twice adds nothing.
+            r = planning.generate(s, now, h)
+            _audit(s, now, st, "sessions.generate", "hospital", h.id,
+                   {"sessions": r.sessions, "start": "None", "end": "None"}, h.id, ip)
+    except DomainError as e:
+        if e.code == "NOT_FOUND":
+            raise
+        return _templates_page(request, db, st, hospital_id, e.status, error=e.message)
+    return _templates_page(request, db, st, hospital_id, generated=r)
+
+
+# ---- hospital admin: price table ----------------------------------------------------------------
+
+PRICE_CATEGORIES = {"registration": "挂号", "exam": "检查检验", "drug": "药品", "special": "特需服务"}
+
+
+def _prices_page(request, db, st, hospital_id, status_code=200, **extra):
+    with db.reading() as s:
+        h = _hospital_ctx(s, st, hospital_id)
+        items = billing_service.price_table(s, h.id)
+    return page(request, "console/prices.html", status_code=status_code, h=h, items=items,
+                categories=PRICE_CATEGORIES, form=extra.pop("form", {}), **extra)
+
+
+@router.get("/hospitals/{hospital_id}/prices")
+def prices(request: Request, hospital_id: Id, db: DB):
+    st = staff_of(request, *ADMINS)
+    return _prices_page(request, db, st, hospital_id)
+
+
+@router.post("/hospitals/{hospital_id}/prices")
+def add_price(request: Request, hospital_id: Id, db: DB, now: Now, ip: ClientIp, code: F = "", name: F = "",
+              category: F = "", unit: F = "次", unit_price: F = "", local_pct: F = "0", non_local_pct: F = "0",
+              csrf_token: F = ""):
+    st = staff_of(request, *ADMINS)
+    check_csrf(request, csrf_token)
+    form = dict(code=code, name=name, category=category, unit=unit, unit_price=unit_price, local_pct=local_pct,
+                non_local_pct=non_local_pct)
+    try:
+        with db.transaction() as s:
+            _hospital_ctx(s, st, hospital_id)
+            try:
+                # The billing API's own body model, so the page accepts exactly what the API accepts.
+                item = PriceItemIn(code=code.strip(), name=name.strip(), category=category,
+                                   unit=unit.strip() or "次", unit_price=_fen(unit_price, "单价"),
+                                   local_pct=_int(local_pct or "0", "北京医保报销比例"),
+                                   non_local_pct=_int(non_local_pct or "0", "京外医保报销比例"))
+            except ValidationError as e:
+                field = str(e.errors()[0]["loc"][0]) if e.errors() and e.errors()[0]["loc"] else ""
+                raise DomainError("VALIDATION_ERROR", f"请检查填写内容：{PRICE_FIELDS.get(field, field)}") from None
+            billing_service.add_price_item(s, now, st.username, hospital_id, item.model_dump(), ip)
+    except DomainError as e:
+        if e.code == "NOT_FOUND":
+            raise
+        return _prices_page(request, db, st, hospital_id, e.status, error=e.message, form=form)
+    return redirect(f"/console/hospitals/{hospital_id}/prices?saved=1")
+
+
+PRICE_FIELDS = {"code": "收费编码", "name": "项目名称", "category": "类别", "unit": "单位", "unit_price": "单价",
+                "local_pct": "北京医保报销比例", "non_local_pct": "京外医保报销比例"}
+
+
+def _fen(value: str, label: str) -> int:
+    """Yuan as staff type it (12 or 12.50) to integer fen; money never goes through float."""
+    try:
+        d = Decimal(value.strip())
+    except (InvalidOperation, ValueError):
+        raise DomainError("VALIDATION_ERROR", f"{label}应为金额（元），如 50 或 12.50") from None
+    if not d.is_finite() or d < 0 or d != d.quantize(Decimal("0.01")) or d > 100_000:
+        raise DomainError("VALIDATION_ERROR", f"{label}应为金额（元），最多两位小数")
+    return int(d * 100)

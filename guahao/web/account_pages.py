@@ -12,6 +12,8 @@ from guahao.audit.service import record
 from guahao.catalog.models import Hospital
 from guahao.deps import DB, ClientIp, Now
 from guahao.errors import DomainError
+from guahao.notifications import codes
+from guahao.security.guards import sms_attempt
 from guahao.web.pagekit import (ACCESS_COOKIE, MAX_ID, Id, check_csrf, redirect, render, require_account,
                                 safe_next, set_cookie)
 
@@ -48,14 +50,26 @@ def login(request: Request, db: DB, now: Now, phone: F = "", password: F = "", n
 
 @router.get("/signup")
 def signup_page(request: Request, next: str = "/"):
-    return render(request, "patient/signup.html", next=safe_next(next), form={})
+    return render(request, "patient/signup.html", next=safe_next(next), form={},
+                  need_code=request.app.state.settings.require_sms_code)
 
 
 @router.post("/signup")
 def signup(request: Request, db: DB, now: Now, ip: ClientIp, phone: F = "", password: F = "", name: F = "",
-           id_number: F = "", next: F = "/", csrf_token: F = ""):
+           id_number: F = "", sms_code: F = "", action: F = "signup", next: F = "/", csrf_token: F = ""):
     check_csrf(request, csrf_token)
+    need_code = request.app.state.settings.require_sms_code
+    # The ID number is not echoed back into the form: it would sit in the page cache.
+    again = dict(next=safe_next(next), form=dict(phone=phone, name=name), need_code=need_code)
     try:
+        if need_code and action == "send_code":
+            # A1 through the same limits and service as POST /api/v1/sms-codes; works without JavaScript.
+            sms_attempt(request, phone.strip())
+            with db.transaction() as s:
+                codes.request_code(s, now, phone, "signup")
+            return render(request, "patient/signup.html", notice="验证码已发送，5分钟内有效", **again)
+        if need_code:
+            codes.confirm_code(db, now, phone, "signup", sms_code.strip())
         with db.transaction() as s:
             account = accounts.register(s, now, phone, password, name, id_number)
             record(s, now, "account", account.id, "account.register", "account", account.id,
@@ -63,9 +77,7 @@ def signup(request: Request, db: DB, now: Now, ip: ClientIp, phone: F = "", pass
         with db.reading() as s:
             token = accounts.login(s, now, phone, password)
     except DomainError as e:
-        # The ID number is not echoed back into the form: it would sit in the page cache.
-        return render(request, "patient/signup.html", status_code=e.status, error=e.message,
-                      next=safe_next(next), form=dict(phone=phone, name=name))
+        return render(request, "patient/signup.html", status_code=e.status, error=e.message, **again)
     return _signed_in(request, token, next if next != "/" else "/patients?welcome=1")
 
 

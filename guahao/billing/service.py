@@ -316,6 +316,8 @@ def expire_unpaid(s: Session, now: datetime, provider: PaymentProvider | None = 
 
     Safe to run at any time and concurrently: each step is a conditional update.
     """
+    from guahao.waitlist.service import fill_session
+
     provider = provider or default_provider()
     cutoff = now - timedelta(minutes=rules.PAYMENT_MINUTES)
     n = 0
@@ -325,6 +327,7 @@ def expire_unpaid(s: Session, now: datetime, provider: PaymentProvider | None = 
                          dict(status="expired", cancelled_at=now, cancel_reason="payment_timeout")):
             free_place(s, b.session_id)
             _void_unpaid_registration(s, provider, b.id)
+            fill_session(s, now, b.session_id)  # W1: a freed place goes to the first eligible waiting person
             n += 1
     for p in s.scalars(select(Payment).where(Payment.status == "created", Payment.expires_at <= now)).all():
         if s.execute(update(Payment).where(Payment.id == p.id, Payment.status == "created")

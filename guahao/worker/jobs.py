@@ -44,7 +44,7 @@ def _waitlist(s, now):
 
 
 def _unpaid(s, now):
-    from guahao.worker.housekeeping import expire_unpaid
+    from guahao.billing.service import expire_unpaid
 
     return expire_unpaid(s, now)
 

@@ -1,7 +1,7 @@
 """The release-time burst as a reusable scenario: seed, log in, storm, book, verify.
 
 Used by `bench/release_burst.py` (the full benchmark) and by `tests/concurrency/test_burst.py` (a small
-burst in CI). The load generator is one asyncio process (aiohttp): it shares the machine's cores with the
+burst in CI). The load generator is one asyncio process (bench/loadclient.py on uvloop): it shares the machine's cores with the
 server and the database, so it does as little as it can (304s for unchanged availability, JSON parsed only
 when a patient needs to choose a number).
 """
@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, update
 
 from guahao.accounts import rules as account_rules
 from guahao.accounts.models import Account, Patient, Person
@@ -27,6 +27,8 @@ from guahao.schedule.models import ClinicSession, Slot
 from guahao.schedule.rules import PERIODS, slot_periods
 
 PASSWORD = "burst1234"
+# uvloop's loop.time() counts whole milliseconds: latencies are taken from the performance counter.
+clock = time.perf_counter
 LOSING = ("SLOT_TAKEN", "SESSION_FULL")
 
 
@@ -127,22 +129,29 @@ def set_release(db, world: World, release_at: datetime) -> None:
 
 
 async def login_all(base_url: str, world: World, concurrency: int = 32) -> list[str]:
-    import aiohttp
+    from urllib.parse import urlencode
+
+    from bench.loadclient import Client
 
     tokens: list[str | None] = [None] * len(world.patients)
-    sem = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-        async def one(i, phone):
-            async with sem:
-                for _ in range(5):
-                    async with http.post("/api/v1/auth/token",
-                                         data=dict(username=phone, password=PASSWORD)) as r:
-                        if r.status == 200:
-                            tokens[i] = (await r.json())["access_token"]
-                            return
-                    await asyncio.sleep(0.2)
-                raise RuntimeError(f"login failed for patient {i}")
+    http = Client.for_url(base_url, concurrency)
+
+    async def one(i, phone):
+        body = urlencode(dict(username=phone, password=PASSWORD)).encode()
+        for _ in range(5):
+            async with http.slot():
+                raw = http.build("POST", "/api/v1/auth/token", None, body,
+                                 "application/x-www-form-urlencoded")
+                status, _, out = await http.send(raw)
+            if status == 200:
+                tokens[i] = json.loads(out)["access_token"]
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"login failed for patient {i}")
+    try:
         await asyncio.gather(*(one(i, p[2]) for i, p in enumerate(world.patients)))
+    finally:
+        http.close()
     return tokens  # type: ignore[return-value]
 
 
@@ -170,6 +179,7 @@ class Patient_:
     def __init__(self, idx: int, token: str, patient_id: int, prefs: list[int], rng: random.Random):
         self.idx = idx
         self.headers = {"Authorization": f"Bearer {token}"}
+        self.read_raw: bytes | None = None  # the refresh request, rebuilt when the ETag changes
         self.patient_id = patient_id
         self.prefs = prefs  # acceptable session ids, most wanted first
         self.rng = rng
@@ -180,7 +190,7 @@ class Patient_:
 async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario, t_release: float,
                     read_path: str | None = None) -> tuple[list[Rec], dict]:
     """Run the storm and the release; `t_release` is the Unix time of T. Returns records (times from T)."""
-    import aiohttp
+    from bench.loadclient import Client, ConnectionFailed, header
 
     rng = random.Random(sc.seed)
     weights = _weights(len(world.session_ids), sc.skew)
@@ -193,96 +203,95 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
         patients.append(Patient_(i, tok, pid, prefs, random.Random(sc.seed * 7919 + i)))
     slot_session = {sl: sid for sid, sls in world.slots.items() for sl in sls}
     read_path = read_path or f"/api/v1/slots?department_id={world.department_id}&date={world.visit_date}"
-    loop = asyncio.get_running_loop()
-    t_loop = loop.time() + (t_release - time.time())  # T on the loop's clock
+    t_loop = clock() + (t_release - time.time())  # T on the monotonic clock
     recs: list[Rec] = []
-    sem = asyncio.Semaphore(sc.connections)
-    timeout = aiohttp.ClientTimeout(total=sc.timeout)
-    conn = aiohttp.TCPConnector(limit=sc.connections, limit_per_host=sc.connections, force_close=False)
+    http = Client.for_url(base_url, sc.connections, sc.timeout)
+    sem = http.slot()
 
-    async with aiohttp.ClientSession(base_url, connector=conn, timeout=timeout) as http:
-        async def read(p: Patient_, before_t: bool = False):
+    async def read(p: Patient_, before_t: bool = False):
+        if p.read_raw is None:
             headers = dict(p.headers)
             if p.etag:
                 headers["If-None-Match"] = p.etag
-            async with sem:
-                t0 = loop.time()
-                if t0 >= t_loop and before_t:
-                    return  # a refresh still queued here at T is dropped: at T the patient presses 预约
-                try:
-                    async with http.get(read_path, headers=headers) as r:
-                        body = await r.read()
-                        status = r.status
-                        if status == 200:
-                            p.etag, p.page = r.headers.get("ETag"), body
-                except asyncio.TimeoutError:
-                    status = 0
-                except aiohttp.ClientError:
-                    status = -1
-                t1 = loop.time()
-            recs.append(Rec("read", t0 - t_loop, t1 - t_loop, status, _code(status, None), p.idx))
+            p.read_raw = http.build("GET", read_path, headers)
+        async with sem:
+            t0 = clock()
+            if t0 >= t_loop and before_t:
+                return  # a refresh still queued here at T is dropped: at T the patient presses 预约
+            try:
+                status, head, body = await http.send(p.read_raw)
+                if status == 200:
+                    p.etag, p.page, p.read_raw = header(head, b"etag"), body, None
+            except asyncio.TimeoutError:
+                status = 0
+            except ConnectionFailed:
+                status = -1
+            t1 = clock()
+        recs.append(Rec("read", t0 - t_loop, t1 - t_loop, status, _code(status, None), p.idx))
 
-        async def book(p: Patient_, slot_id: int) -> str:
-            async with sem:
-                t0 = loop.time()
-                bid, code = 0, ""
-                try:
-                    async with http.post("/api/v1/appointments", headers=p.headers, json=dict(
-                            slot_id=slot_id, patient_id=p.patient_id, insurance_type="self_pay")) as r:
-                        status = r.status
-                        body = await r.read()
-                    if status == 201:
-                        bid, code = json.loads(body)["id"], "booked"
-                    elif status < 500:
-                        code = json.loads(body)["error"]["code"]
-                except asyncio.TimeoutError:
-                    status = 0
-                except aiohttp.ClientError:
-                    status = -1
-                t1 = loop.time()
-            code = code or _code(status, None)
-            recs.append(Rec("book", t0 - t_loop, t1 - t_loop, status, code, p.idx, slot_id, bid))
-            return code
+    async def book(p: Patient_, slot_id: int) -> str:
+        raw = http.build("POST", "/api/v1/appointments", p.headers, json.dumps(dict(
+            slot_id=slot_id, patient_id=p.patient_id, insurance_type="self_pay")).encode())
+        async with sem:
+            t0 = clock()
+            bid, code = 0, ""
+            try:
+                status, _, body = await http.send(raw)
+                if status == 201:
+                    bid, code = json.loads(body)["id"], "booked"
+                elif status < 500:
+                    code = json.loads(body)["error"]["code"]
+            except asyncio.TimeoutError:
+                status = 0
+            except ConnectionFailed:
+                status = -1
+            t1 = clock()
+        code = code or _code(status, None)
+        recs.append(Rec("book", t0 - t_loop, t1 - t_loop, status, code, p.idx, slot_id, bid))
+        return code
 
-        parsed: dict = {}  # ETag -> free numbers by session: each page version is parsed once, not per patient
+    parsed: dict = {}  # ETag -> free numbers by session: each page version is parsed once, not per patient
 
-        def choose(p: Patient_) -> int:
-            free = parsed.get(p.etag) if p.etag else None
-            if free is None:
-                free = defaultdict(list)
-                if p.page:
-                    for sl in json.loads(p.page)["slots"]:
-                        if sl["status"] in ("available", "not_released"):
-                            free[sl["session_id"]].append(sl["id"])
-                if p.etag:
-                    if len(parsed) > 2000:
-                        parsed.clear()
-                    parsed[p.etag] = free
-            for sid in p.prefs:
-                if free.get(sid):
-                    return p.rng.choice(free[sid])
-            # Nothing left on the page: the patient presses 预约 on a number they want anyway.
-            return p.rng.choice(world.slots[p.prefs[0]])
+    def choose(p: Patient_) -> int:
+        free = parsed.get(p.etag) if p.etag else None
+        if free is None:
+            free = defaultdict(list)
+            if p.page:
+                for sl in json.loads(p.page)["slots"]:
+                    if sl["status"] in ("available", "not_released"):
+                        free[sl["session_id"]].append(sl["id"])
+            if p.etag:
+                if len(parsed) > 2000:
+                    parsed.clear()
+                parsed[p.etag] = free
+        for sid in p.prefs:
+            if free.get(sid):
+                return p.rng.choice(free[sid])
+        # Nothing left on the page: the patient presses 预约 on a number they want anyway.
+        return p.rng.choice(world.slots[p.prefs[0]])
 
-        async def life(p: Patient_):
-            # The refresh storm: one read a second from T − storm_seconds, each patient at its own phase.
-            nxt = t_loop - sc.storm_seconds + p.rng.random() * sc.poll_interval
-            while True:
-                now = loop.time()
-                if now >= t_loop:
-                    break
-                if now < nxt:
-                    await asyncio.sleep(min(nxt, t_loop) - now)
-                    continue
-                nxt += sc.poll_interval
-                await read(p, before_t=True)
-            for _ in range(sc.tries):
-                code = await book(p, choose(p))
-                if code not in LOSING and code != "NOT_RELEASED":
-                    return
-                await read(p)
+    async def life(p: Patient_):
+        # The refresh storm: one read a second from T − storm_seconds, each patient at its own phase.
+        nxt = t_loop - sc.storm_seconds + p.rng.random() * sc.poll_interval
+        while True:
+            now = clock()
+            if now >= t_loop:
+                break
+            if now < nxt:
+                await asyncio.sleep(min(nxt, t_loop) - now)
+                continue
+            nxt += sc.poll_interval
+            await read(p, before_t=True)
+        for _ in range(sc.tries):
+            code = await book(p, choose(p))
+            if code not in LOSING and code != "NOT_RELEASED":
+                return
+            await read(p)
 
+    try:
         await asyncio.gather(*(life(p) for p in patients))
+    finally:
+        http.close()
     return recs, slot_session
 
 
@@ -298,37 +307,49 @@ def _code(status: int, _):
 
 async def hammer(base_url: str, method: str, path: str, seconds: float, connections: int,
                  make_kwargs=None) -> dict:
-    """`connections` clients issuing requests back to back for `seconds`: rate and latency."""
-    import aiohttp
+    """`connections` clients issuing requests back to back for `seconds`: rate and latency.
 
-    loop = asyncio.get_running_loop()
+    `make_kwargs(worker, i)` may give `headers` and a `json` body per request."""
+    from bench.loadclient import Client, ConnectionFailed
+
     lat: list[float] = []
     codes: Counter = Counter()
-    end = loop.time() + seconds
-    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=connections),
-                                     timeout=aiohttp.ClientTimeout(total=30)) as http:
-        async def worker(w):
-            i = 0
-            while loop.time() < end:
+    end = clock() + seconds
+    http = Client.for_url(base_url, connections)
+    fixed = None if make_kwargs else http.build(method, path)
+
+    async def worker(w):
+        i = 0
+        while clock() < end:
+            if fixed is None:
                 try:
-                    kw = make_kwargs(w, i) if make_kwargs else {}
+                    kw = make_kwargs(w, i)
                 except StopIteration:  # nothing left to ask for
                     return
-                i += 1
-                t0 = loop.time()
+                body = json.dumps(kw["json"]).encode() if "json" in kw else b""
+                raw = http.build(method, path, kw.get("headers"), body)
+            else:
+                raw = fixed
+            i += 1
+            async with http.slot():
+                t0 = clock()
                 try:
-                    async with http.request(method, path, **kw) as r:
-                        body = await r.read()
-                        code = str(r.status)
-                        if r.status == 409:
-                            code = json.loads(body)["error"]["code"]
+                    status, _, body = await http.send(raw)
+                    code = str(status)
+                    if status == 409:
+                        code = json.loads(body)["error"]["code"]
                 except asyncio.TimeoutError:
                     code = "TIMEOUT"
-                lat.append(loop.time() - t0)
-                codes[code] += 1
-        t0 = loop.time()
+                except ConnectionFailed:
+                    code = "CONN_ERROR"
+                lat.append(clock() - t0)
+            codes[code] += 1
+    t0 = clock()
+    try:
         await asyncio.gather(*(worker(w) for w in range(connections)))
-        took = loop.time() - t0
+    finally:
+        http.close()
+    took = clock() - t0
     return dict(requests=len(lat), seconds=round(took, 3), rate=round(len(lat) / took, 1),
                 codes=dict(codes), latency_ms=percentiles(lat), _lat=lat)
 

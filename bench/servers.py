@@ -9,7 +9,6 @@ bench/results/<date>-servers.json.
 """
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import release_burst as rb  # noqa: E402
 from bench import scenario as sc_mod  # noqa: E402
+from bench.loadclient import run  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
             base = f"http://127.0.0.1:{args.port}"
             try:
                 for kind, path in (("trivial", "/healthz"), ("read", read)):
-                    res = asyncio.run(sc_mod.hammer(base, "GET", path, args.seconds, args.connections))
+                    res = run(sc_mod.hammer(base, "GET", path, args.seconds, args.connections))
                     results[server][kind].append(res["rate"])
             finally:
                 rb.stop_server(proc)

@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, clo
     openapi_fixes.install(app)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz():
+    async def healthz():
         return {"status": "ok", "now": app.state.clock.now().isoformat()}
 
     return app

@@ -21,15 +21,17 @@ from guahao.staff.service import Staff, from_claims
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_db(request: Request) -> Database:
+# CPU-only dependencies are `async def`: FastAPI runs a sync dependency in the thread pool, and that hop
+# costs more than the work (measured: bench/asgi_cost.py).
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     return request.app.state.clock.now()
 
 
@@ -38,11 +40,15 @@ def read_session(request: Request) -> Iterator[Session]:
         yield s
 
 
-def current_account_id(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> int:
+def account_id_of(request: Request, token: str | None) -> int:
     if not token:
         raise DomainError("UNAUTHORIZED")
     claims = read_token(token, "account", request.app.state.clock.now())
     return int(claims["sub"])
+
+
+async def current_account_id(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> int:
+    return account_id_of(request, token)
 
 
 DB = Annotated[Database, Depends(get_db)]
@@ -51,14 +57,18 @@ ReadSession = Annotated[Session, Depends(read_session)]
 AccountId = Annotated[int, Depends(current_account_id)]
 
 
-def current_staff(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Staff:
+def staff_of_token(request: Request, token: str | None) -> Staff:
     token = token or request.cookies.get("staff_token")
     if not token:
         raise DomainError("UNAUTHORIZED")
     return from_claims(read_token(token, "staff", request.app.state.clock.now()))
 
 
-def client_ip(request: Request) -> str | None:
+async def current_staff(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Staff:
+    return staff_of_token(request, token)
+
+
+async def client_ip(request: Request) -> str | None:
     from guahao.security.clientip import client_address
 
     return client_address(request)

@@ -88,10 +88,33 @@ def error_response(code: str, message: str | None = None, status: int | None = N
     return JSONResponse(e.body(), status_code=status or e.status, headers=headers)
 
 
+def api_error(exc: Exception):
+    """The API's JSON answer to an exception: the handlers below use it, and so does the release fast
+    lane (guahao/release/fastlane.py), which answers outside FastAPI's exception handling."""
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+
+    if isinstance(exc, DomainError):
+        headers = {}
+        if exc.code == "UNAUTHORIZED" or exc.code == "INVALID_CREDENTIALS":
+            headers["WWW-Authenticate"] = "Bearer"
+        if "retry_after" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    if isinstance(exc, DataError):
+        # The database refused a value the validators let through (a NUL character, say): the
+        # client's input, not our fault, and the transaction has rolled back.
+        return error_response("VALIDATION_ERROR", "请求包含无法保存的字符或数值")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is away (restart, killed connection): say so; the pool reconnects by itself.
+        return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)
+    # A bug: answer in the usual error shape, never a traceback (the log keeps it, masked).
+    return error_response("INTERNAL_ERROR")
+
+
 def install_handlers(app) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from sqlalchemy.exc import DataError, InterfaceError, OperationalError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -107,12 +130,7 @@ def install_handlers(app) -> None:
             from guahao.web.pagekit import html_error
 
             return html_error(request, exc.code, exc.message, exc.status)
-        headers = {}
-        if exc.code == "UNAUTHORIZED" or exc.code == "INVALID_CREDENTIALS":
-            headers["WWW-Authenticate"] = "Bearer"
-        if "retry_after" in exc.details:
-            headers["Retry-After"] = str(exc.details["retry_after"])
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return api_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -139,21 +157,11 @@ def install_handlers(app) -> None:
         return error_response(code, msg, status=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        # A bug: answer in the usual error shape, never a traceback (the log keeps it, masked).
-        return error_response("INTERNAL_ERROR")
-
     @app.exception_handler(DataError)
-    async def _bad_data(request: Request, exc: DataError):
-        # The database refused a value the validators let through (a NUL character, say): the
-        # client's input, not our fault, and the transaction has rolled back.
-        return error_response("VALIDATION_ERROR", "请求包含无法保存的字符或数值")
-
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def _db_down(request: Request, exc: Exception):
-        # The database is away (restart, killed connection): say so; the pool reconnects by itself.
-        return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)
+    async def _other(request: Request, exc: Exception):
+        return api_error(exc)
 
 
 class ErrorDetail(BaseModel):

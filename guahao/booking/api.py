@@ -8,7 +8,7 @@ from guahao import idempotency
 from guahao.booking import service
 from guahao.booking.repository import PLACES_LEFT, account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
-from guahao.deps import DB, AccountId, Now, ReadSession, current_account_id, oauth2
+from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
 from guahao.security.guards import booking_attempt
 
@@ -51,20 +51,29 @@ def _idempotent(db, now, account_id, key, request: Request, body: dict, action):
 
 @router.post("/appointments", status_code=201, response_model=AppointmentOut)
 async def book(body: AppointmentIn, request: Request, token: Token, idempotency_key: IdemKey = None):
+    """Most booking requests never get here: guahao/release/fastlane.py serves every plain JSON booking
+    the same way through `attempt` without the framework. Requests with an Idempotency-Key come here."""
+    return await attempt(request, account_id_of(request, token), body, idempotency_key)
+
+
+async def attempt(request: Request, account_id: int, body: AppointmentIn, idempotency_key: str | None = None):
     """At the release instant most requests lose: the gate answers sure losers right here on the event
     loop (no thread, no transaction); everything else goes to the database in the thread pool."""
     state = request.app.state
     now = state.clock.now()
-    account_id = current_account_id(request, token)
     # Rate limits (429) first: a scalper's refused attempts spend their budget too.
     booking_attempt(request, account_id, body.patient_id)
     # A retried Idempotency-Key must get its first answer again, which only the database knows.
-    if idempotency_key is None:
-        refusal = state.gate.refusal(body.slot_id, now)
-        if refusal is not None:
+    gate = state.gate if idempotency_key is None else None
+    if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
+        return JSONResponse(refusal.body(), status_code=refusal.status)
+    async with _booking_limiter(state):
+        # Asked again after the wait for a database connection: at the release instant the gate learns
+        # within milliseconds what the queued requests were about to ask the database.
+        if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
             return JSONResponse(refusal.body(), status_code=refusal.status)
-    return await to_thread.run_sync(_book, state.db, state.gate, now, account_id, idempotency_key, request, body,
-                                    limiter=_booking_limiter(state))
+        return await to_thread.run_sync(_book, state.db, state.gate, now, account_id, idempotency_key, request,
+                                        body)
 
 
 def _booking_limiter(state) -> CapacityLimiter:

@@ -282,8 +282,8 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def enforce(request: Request) -> None:
-    """App-wide dependency: check the caller's kind and role against the route's declared audience."""
+async def enforce(request: Request) -> None:
+    """App-wide dependency (async: CPU only, so no thread-pool hop): check the caller's kind and role against the route's declared audience."""
     if not request.url.path.startswith("/api/"):
         return
     aud = _index(request.app).get((_endpoint(request.scope.get("route")), request.method))

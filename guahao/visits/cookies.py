@@ -11,7 +11,7 @@ from guahao.accounts.security import read_token
 from guahao.errors import DomainError
 
 
-def current_account_from_cookie(request: Request) -> int | None:
+def account_from_cookie(request: Request) -> int | None:
     """The logged-in account, or None (pages then send the visitor to log in)."""
     token = request.cookies.get("access_token")
     if not token:
@@ -23,6 +23,10 @@ def current_account_from_cookie(request: Request) -> int | None:
         return int(read_token(token, "account", request.app.state.clock.now())["sub"])
     except DomainError:
         return None
+
+
+async def current_account_from_cookie(request: Request) -> int | None:
+    return account_from_cookie(request)  # a dependency: async, so no thread-pool hop
 
 
 PageAccount = Annotated[int | None, Depends(current_account_from_cookie)]

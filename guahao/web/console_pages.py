@@ -28,7 +28,7 @@ from guahao.catalog import admin
 from guahao.catalog import service as catalog
 from guahao.catalog.models import Department, Doctor, Hospital
 from guahao.clock import local
-from guahao.deps import DB, ClientIp, Now, current_staff
+from guahao.deps import DB, ClientIp, Now, staff_of_token
 from guahao.errors import DomainError
 from guahao.notifications import service as notifications
 from guahao.notifications.models import Notification
@@ -55,7 +55,7 @@ DESK = (Role.PLATFORM_ADMIN, Role.HOSPITAL_ADMIN, Role.CLERK)
 
 
 def staff_of(request: Request, *roles: Role) -> Staff:
-    st = current_staff(request, None)
+    st = staff_of_token(request, None)
     if roles:
         check_role(st.role, roles)
     request.state.staff = st

@@ -6,8 +6,8 @@ from guahao.release.fastlane import _ids_of, _slots_key
 
 
 def test_booking_body():
-    assert _ids_of(b'{"slot_id": 5, "patient_id": 7}') == (5, 7)
-    assert _ids_of(b'{"slot_id": 5, "patient_id": 7, "insurance_type": "self_pay"}') == (5, 7)
+    assert _ids_of(b'{"slot_id": 5, "patient_id": 7}') == (5, 7, "self_pay")
+    assert _ids_of(b'{"slot_id": 5, "patient_id": 7, "insurance_type": "local"}') == (5, 7, "local")
     for bad in (b'{"slot_id": 5}', b'{"slot_id": "5", "patient_id": 7}', b'{"slot_id": 5.0, "patient_id": 7}',
                 b'{"slot_id": true, "patient_id": 7}', b'{"slot_id": 0, "patient_id": 7}',
                 b'{"slot_id": 5, "patient_id": 7, "x": 1}', b'{"slot_id": 5, "patient_id": 7, "insurance_type": "?"}',

@@ -3,10 +3,11 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -73,6 +74,29 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+def _ping_when_idle(engine: Engine, idle: float = 1.0) -> None:
+    """Check a pooled connection before use only when it has lain idle for `idle` seconds.
+
+    SQLAlchemy's pool_pre_ping costs a round trip on every checkout — one more per booking transaction at
+    the release instant, when connections never rest. A connection that has just served a transaction is
+    alive; one that rested may have been cut (database restart, proxy timeout) and is checked and replaced.
+    A connection that dies in use still fails its request (503) and is discarded by the pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_conn, record):
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_conn, record, proxy):
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # the pool discards this connection and tries another
+            raise exc.DisconnectionError(str(e)) from e
+
+
 @dataclass
 class Database:
     url: str
@@ -115,10 +139,10 @@ def make_database(url: str, pool_size: int = 4, max_overflow: int = 4, **pg_conn
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
             pool_timeout=10,
             connect_args=pg_connect_args,
         )
+        _ping_when_idle(engine)
         read_engine = engine
     return Database(
         url=url,

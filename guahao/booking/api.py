@@ -10,7 +10,7 @@ from guahao.booking.repository import PLACES_LEFT, account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
 from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
-from guahao.security.guards import booking_attempt
+from guahao.security.guards import booking_attempt, booking_attempt_async, person_attempt
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -62,7 +62,7 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
     state = request.app.state
     now = state.clock.now()
     # Rate limits (429) first: a scalper's refused attempts spend their budget too.
-    booking_attempt(request, account_id, body.patient_id)
+    person_counted = await booking_attempt_async(request, account_id, body.patient_id)
     # A retried Idempotency-Key must get its first answer again, which only the database knows.
     gate = state.gate if idempotency_key is None else None
     if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
@@ -73,7 +73,7 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
         if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
             return JSONResponse(refusal.body(), status_code=refusal.status)
         return await to_thread.run_sync(_book, state.db, state.gate, now, account_id, idempotency_key, request,
-                                        body)
+                                        body, person_counted)
 
 
 def _booking_limiter(state) -> CapacityLimiter:
@@ -86,13 +86,14 @@ def _booking_limiter(state) -> CapacityLimiter:
     return limiter
 
 
-def _book(db, gate, now, account_id, idempotency_key, request, body: AppointmentIn):
+def _book(db, gate, now, account_id, idempotency_key, request, body: AppointmentIn, person_counted: bool):
     generation = gate.generation
     booked_session = []
 
     def action(s):
-        booking_id = service.book(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type)
-        view = service.get_view(s, account_id, booking_id)
+        if not person_counted:
+            person_attempt(request, s, account_id, body.patient_id)
+        view = service.book_with_view(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type)
         booked_session.append((view.Booking.session_id, s.info.pop(PLACES_LEFT, None)))
         return view
     try:

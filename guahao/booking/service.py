@@ -1,7 +1,8 @@
 """Book, cancel and reschedule (RULES R1–R3, L1–L6, X1, X3). Never commits: the caller owns the transaction."""
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timezone
+from types import SimpleNamespace
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +35,16 @@ def book(
     policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
 ) -> int:
     """Book `slot_id` for the account's patient; returns the booking id or raises a DomainError."""
+    return book_with_view(s, now, account_id, slot_id, patient_id, insurance_type, policy,
+                          rescheduled_from_id).Booking.id
+
+
+def book_with_view(
+    s: Session, now: datetime, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
+    policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
+):
+    """`book`, answering with the new booking as `get_view` would show it, from what the booking read
+    and wrote: the release-time hot path spends no query on reading back what it has just written."""
     slot = repo.slot_for_booking(s, slot_id, account_id, patient_id)
     if slot is None:
         raise DomainError("NOT_FOUND", "未找到该号源")
@@ -59,21 +70,31 @@ def book(
 
     if not repo.take_place(s, slot.session_id):
         raise DomainError("SESSION_FULL")
+    values = dict(
+        serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=slot.patient_pk,
+        person_id=slot.person_id, slot_id=slot.slot_id, session_id=slot.session_id,
+        hospital_id=slot.hospital_id, department_id=slot.department_id, doctor_id=slot.doctor_id,
+        visit_date=slot.visit_date, period=slot.period, period_start=slot.slot_start,
+        period_end=slot.slot_end, seq=slot.seq, number_type=slot.number_type, fee=slot.fee,
+        insurance_type=insurance_type, created_at=now,
+        # M1: a prepaid booking holds its slot unpaid; billing.service.expire_unpaid frees it after 15 min.
+        status="pending_payment" if slot.requires_prepayment else "booked",
+        rescheduled_from_id=rescheduled_from_id,
+    )
     try:
         # No savepoint: any failure here aborts the whole unit of work, place taken above included.
-        return repo.insert_booking(s, dict(
-            serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=slot.patient_pk,
-            person_id=slot.person_id, slot_id=slot.slot_id, session_id=slot.session_id,
-            hospital_id=slot.hospital_id, department_id=slot.department_id, doctor_id=slot.doctor_id,
-            visit_date=slot.visit_date, period=slot.period, period_start=slot.slot_start,
-            period_end=slot.slot_end, seq=slot.seq, number_type=slot.number_type, fee=slot.fee,
-            insurance_type=insurance_type, created_at=now,
-            # M1: a prepaid booking holds its slot unpaid; billing.service.expire_unpaid frees it after 15 min.
-            status="pending_payment" if slot.requires_prepayment else "booked",
-            rescheduled_from_id=rescheduled_from_id,
-        ))
+        booking_id = repo.insert_booking(s, values)
     except IntegrityError as e:
         raise DomainError(_integrity_code(e)) from None
+    # Stored as UTC: the answer shows the instant as a later read of the booking would.
+    booking = SimpleNamespace(**values, id=booking_id, cancelled_at=None, cancel_reason=None)
+    booking.created_at = now.astimezone(timezone.utc)
+    return SimpleNamespace(Booking=booking, **{k: getattr(slot, k) for k in VIEW_NAMES})
+
+
+# What `repo.booking_view_query` adds to a booking, and `repo.slot_for_booking` reads too.
+VIEW_NAMES = ("hospital_name", "department_name", "location", "doctor_name", "doctor_title", "patient_name",
+              "cancel_deadline_time", "cancel_minutes_before")
 
 
 def get_view(s: Session, account_id: int, booking_id: int):

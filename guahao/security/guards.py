@@ -10,38 +10,58 @@ from guahao.security.clientip import client_address
 from guahao.security.ratelimit import limit_all
 
 
-def booking_attempt(request, account_id: int, patient_id: int | None) -> None:
-    """Per client address, per account, and per person (the ID number behind the patient, A3)."""
+def _booking_limits(request, account_id: int, patient_id: int | None):
     settings = request.app.state.settings
-    limiter = request.app.state.limiter
-    if not limiter.enabled:
-        return
     limits = [(f"book-ip:{client_address(request)}", settings.rate_booking_ip),
               (f"book-account:{account_id}", settings.rate_booking_account)]
-    person_id = _person_of(request, account_id, patient_id) if patient_id else None
+    person_id = _people(request).get((account_id, patient_id)) if patient_id else None
     if person_id is not None:
         # One person added under many accounts (a scalper's farm) still shares one budget.
         limits.append((f"book-person:{person_id}", settings.rate_booking_person))
+    return limits, person_id is not None or not patient_id
+
+
+def booking_attempt(request, account_id: int, patient_id: int | None) -> bool:
+    """Per client address, per account, and per person (the ID number behind the patient, A3).
+
+    Never reads the database: when this process does not know the person behind the patient yet, the
+    per-person limit is left owed and this returns False; the booking then counts it with `person_attempt`
+    on its own connection, before it books."""
+    if not request.app.state.limiter.enabled:
+        return True
+    limits, person_counted = _booking_limits(request, account_id, patient_id)
     limit_all(request, limits)
+    return person_counted
 
 
-def _person_of(request, account_id: int, patient_id: int) -> int | None:
-    """The person behind an account's patient, remembered per app: a patient row never changes person,
-    and the lookup would otherwise cost a database read on every refused attempt at the release burst."""
+async def booking_attempt_async(request, account_id: int, patient_id: int | None) -> bool:
+    """`booking_attempt` on the event loop: the Redis round trip does not block it."""
+    limiter = request.app.state.limiter
+    if not limiter.enabled:
+        return True
+    limits, person_counted = _booking_limits(request, account_id, patient_id)
+    await limiter.hit_all_async(limits)
+    return person_counted
+
+
+def person_attempt(request, s, account_id: int, patient_id: int) -> None:
+    """The per-person limit owed by `booking_attempt`, with the person read through session `s`."""
     from guahao.accounts.models import Patient
 
+    person_id = s.scalar(select(Patient.person_id).where(Patient.id == patient_id, Patient.account_id == account_id))
+    if person_id is None:
+        return  # not this account's patient: the booking answers NOT_FOUND
+    # A patient row never changes person: remembered for this process's later attempts.
+    _people(request)[(account_id, patient_id)] = person_id
+    limit_all(request, [(f"book-person:{person_id}", request.app.state.settings.rate_booking_person)])
+
+
+def _people(request) -> dict:
+    """(account id, patient id) -> person id, per app."""
     cache = getattr(request.app.state, "person_of", None)
     if cache is None or len(cache) > 200_000:
         cache = request.app.state.person_of = {}
-    key = (account_id, patient_id)
-    if key not in cache:
-        with request.app.state.db.reading() as s:
-            person = s.scalar(select(Patient.person_id).where(Patient.id == patient_id,
-                                                              Patient.account_id == account_id))
-        if person is None:
-            return None  # not cached: the patient may be added a moment later
-        cache[key] = person
-    return cache[key]
+    return cache
 
 
 def login_attempt(request, username: str, kind: str = "account") -> None:

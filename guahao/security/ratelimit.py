@@ -14,6 +14,7 @@ A rate is "COUNT/SECONDS". Keys are hashed before they reach Redis or memory, so
 used as a key is never stored in the clear.
 """
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -83,12 +84,30 @@ class RedisBackend:
     def __init__(self, url: str, timeout: float = 0.25):
         import redis
 
+        self._url, self._timeout = url, timeout
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._redis.register_script(_LUA)
+        self._async = None  # (event loop, script) — an asyncio client belongs to the loop that made it
 
     def hit_many(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
-        flat = self._script(keys=keys, args=[max(1, int(w * 1000)) for w in windows])
-        return [(int(flat[i]), int(flat[i + 1]) / 1000) for i in range(0, len(flat), 2)]
+        return _pairs(self._script(keys=keys, args=[max(1, int(w * 1000)) for w in windows]))
+
+    async def hit_many_async(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
+        """The same on the event loop without blocking it: the loop serves other requests meanwhile."""
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            import redis.asyncio as aredis
+
+            # Blocking pool: an exhausted non-blocking one raises instead of waiting for a connection.
+            pool = aredis.BlockingConnectionPool.from_url(
+                self._url, max_connections=64, timeout=2.0,
+                socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
+            self._async = (loop, aredis.Redis(connection_pool=pool).register_script(_LUA))
+        return _pairs(await self._async[1](keys=keys, args=[max(1, int(w * 1000)) for w in windows]))
+
+
+def _pairs(flat) -> list[tuple[int, float]]:
+    return [(int(flat[i]), int(flat[i + 1]) / 1000) for i in range(0, len(flat), 2)]
 
 
 class RateLimiter:
@@ -99,14 +118,28 @@ class RateLimiter:
         self._cooldown = cooldown
         self._redis_down_until = 0.0
 
+    def _redis_usable(self) -> bool:
+        return self.redis is not None and time.monotonic() >= self._redis_down_until
+
+    def _redis_failed(self, e: Exception) -> None:  # any Redis failure: degrade, never fail the request
+        self._redis_down_until = time.monotonic() + self._cooldown
+        log.warning("rate limiter: Redis unavailable (%s); using process memory for %.0fs",
+                    type(e).__name__, self._cooldown)
+
     def _hit(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
-        if self.redis is not None and time.monotonic() >= self._redis_down_until:
+        if self._redis_usable():
             try:
                 return self.redis.hit_many(keys, windows)
-            except Exception as e:  # any Redis failure: degrade, never fail the request
-                self._redis_down_until = time.monotonic() + self._cooldown
-                log.warning("rate limiter: Redis unavailable (%s); using process memory for %.0fs",
-                            type(e).__name__, self._cooldown)
+            except Exception as e:
+                self._redis_failed(e)
+        return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+
+    async def _hit_async(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
+        if self._redis_usable():
+            try:
+                return await self.redis.hit_many_async(keys, windows)
+            except Exception as e:
+                self._redis_failed(e)
         return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
 
     def hit(self, key: str, rate: "str | Rate") -> None:
@@ -115,17 +148,31 @@ class RateLimiter:
 
     def hit_all(self, limits: list[tuple[str, "str | Rate"]]) -> None:
         """Count one attempt under each key (one Redis round trip); raise RATE_LIMITED if any is over."""
-        if not self.enabled or not limits:
-            return
-        rates = [Rate.parse(r) for _, r in limits]
-        keys = [f"{PREFIX}{k.split(':', 1)[0]}:{int(r.seconds)}:{hashlib.sha256(k.encode()).hexdigest()[:32]}"
-                for (k, _), r in zip(limits, rates)]
-        retry = 0
-        for (n, remaining), rate in zip(self._hit(keys, [r.seconds for r in rates]), rates):
-            if n > rate.count:
-                retry = max(retry, math.ceil(remaining), 1)
-        if retry:
-            raise DomainError("RATE_LIMITED", f"操作过于频繁，请{retry}秒后再试", retry_after=retry)
+        if self.enabled and limits:
+            keys, rates = _keys(limits)
+            _verdict(self._hit(keys, [r.seconds for r in rates]), rates)
+
+    async def hit_all_async(self, limits: list[tuple[str, "str | Rate"]]) -> None:
+        """`hit_all` for the event loop: waits for Redis without blocking the loop."""
+        if self.enabled and limits:
+            keys, rates = _keys(limits)
+            _verdict(await self._hit_async(keys, [r.seconds for r in rates]), rates)
+
+
+def _keys(limits: list[tuple[str, "str | Rate"]]) -> tuple[list[str], list[Rate]]:
+    rates = [Rate.parse(r) for _, r in limits]
+    keys = [f"{PREFIX}{k.split(':', 1)[0]}:{int(r.seconds)}:{hashlib.sha256(k.encode()).hexdigest()[:32]}"
+            for (k, _), r in zip(limits, rates)]
+    return keys, rates
+
+
+def _verdict(counts: list[tuple[int, float]], rates: list[Rate]) -> None:
+    retry = 0
+    for (n, remaining), rate in zip(counts, rates):
+        if n > rate.count:
+            retry = max(retry, math.ceil(remaining), 1)
+    if retry:
+        raise DomainError("RATE_LIMITED", f"操作过于频繁，请{retry}秒后再试", retry_after=retry)
 
 
 def limiter_of(request) -> RateLimiter:

@@ -10,7 +10,7 @@ from guahao.booking.repository import PLACES_LEFT, account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
 from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
-from guahao.security.guards import booking_attempt, booking_attempt_async, person_attempt
+from guahao.security.guards import booking_attempt, booking_attempt_async, person_attempt, person_attempt_refused
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -66,14 +66,20 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
     # A retried Idempotency-Key must get its first answer again, which only the database knows.
     gate = state.gate if idempotency_key is None else None
     if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
-        return JSONResponse(refusal.body(), status_code=refusal.status)
+        return await _refused(request, refusal, account_id, body.patient_id, person_counted)
     async with _booking_limiter(state):
         # Asked again after the wait for a database connection: at the release instant the gate learns
         # within milliseconds what the queued requests were about to ask the database.
         if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
-            return JSONResponse(refusal.body(), status_code=refusal.status)
+            return await _refused(request, refusal, account_id, body.patient_id, person_counted)
         return await to_thread.run_sync(_book, state.db, state.gate, now, account_id, idempotency_key, request,
                                         body, person_counted)
+
+
+async def _refused(request, refusal: DomainError, account_id: int, patient_id: int, person_counted: bool):
+    if not person_counted:
+        await person_attempt_refused(request, account_id, patient_id)  # may answer 429 instead
+    return JSONResponse(refusal.body(), status_code=refusal.status)
 
 
 def _booking_limiter(state) -> CapacityLimiter:
@@ -90,10 +96,12 @@ def _book(db, gate, now, account_id, idempotency_key, request, body: Appointment
     generation = gate.generation
     booked_session = []
 
+    def owed_limit(person_id: int) -> None:
+        person_attempt(request, account_id, body.patient_id, person_id)
+
     def action(s):
-        if not person_counted:
-            person_attempt(request, s, account_id, body.patient_id)
-        view = service.book_with_view(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type)
+        view = service.book_with_view(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type,
+                                      on_person=None if person_counted else owed_limit)
         booked_session.append((view.Booking.session_id, s.info.pop(PLACES_LEFT, None)))
         return view
     try:

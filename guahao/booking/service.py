@@ -1,6 +1,7 @@
 """Book, cancel and reschedule (RULES R1–R3, L1–L6, X1, X3). Never commits: the caller owns the transaction."""
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -42,14 +43,20 @@ def book(
 def book_with_view(
     s: Session, now: datetime, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
     policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
+    on_person: Callable[[int], None] | None = None,
 ):
     """`book`, answering with the new booking as `get_view` would show it, from what the booking read
-    and wrote: the release-time hot path spends no query on reading back what it has just written."""
+    and wrote: the release-time hot path spends no query on reading back what it has just written.
+
+    `on_person(person_id)` runs once the person behind the patient is known, before any rule is checked
+    (the per-person rate limit is counted there)."""
     slot = repo.slot_for_booking(s, slot_id, account_id, patient_id)
     if slot is None:
         raise DomainError("NOT_FOUND", "未找到该号源")
     if slot.patient_pk is None:
         raise DomainError("NOT_FOUND", "未找到该就诊人")
+    if on_person is not None:
+        on_person(slot.person_id)
     if slot.status != "open":
         raise DomainError("SESSION_STOPPED")
     if not slot.online_bookable:

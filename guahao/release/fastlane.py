@@ -86,7 +86,7 @@ class FastLane:
                 return False, _replay(body, message)
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        replay = _replay(body, None)
+        replay = _replay(body, None, receive)
         ids = _ids_of(body)
         auth = headers.get(b"authorization", b"")
         if ids is None or not auth.startswith(b"Bearer "):
@@ -111,19 +111,24 @@ class FastLane:
         return True, replay
 
 
-def _replay(body: bytes, then):
-    """A `receive` that gives the application the body already read, then whatever came next."""
+def _replay(body: bytes, then, receive=None):
+    """A `receive` that gives the application the body already read, then `then` (a message already
+    taken off the wire), then whatever the real `receive` brings (it waits, as the server's does, until
+    the client goes away: answering "disconnected" at once would cancel a response's background task)."""
     sent = False
 
-    async def receive():
-        nonlocal sent
+    async def replay():
+        nonlocal sent, then
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         if then is not None:
-            return then
+            message, then = then, None
+            return message
+        if receive is not None:
+            return await receive()
         return {"type": "http.disconnect"}
-    return receive
+    return replay
 
 
 def _header(scope, name: bytes) -> str | None:

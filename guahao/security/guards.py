@@ -4,6 +4,7 @@ Counted before any work is done, so a flood costs a Redis round trip, not a data
 Schedule and catalog reads are never limited: people refresh them by hand at release time.
 """
 
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import select
 
 from guahao.security.clientip import client_address
@@ -26,7 +27,8 @@ def booking_attempt(request, account_id: int, patient_id: int | None) -> bool:
 
     Never reads the database: when this process does not know the person behind the patient yet, the
     per-person limit is left owed and this returns False; the booking then counts it with `person_attempt`
-    on its own connection, before it books."""
+    as soon as its first statement has read the person, before it writes anything, or, when the release
+    gate refuses the attempt, `person_attempt_refused` counts it before the answer."""
     if not request.app.state.limiter.enabled:
         return True
     limits, person_counted = _booking_limits(request, account_id, patient_id)
@@ -44,16 +46,35 @@ async def booking_attempt_async(request, account_id: int, patient_id: int | None
     return person_counted
 
 
-def person_attempt(request, s, account_id: int, patient_id: int) -> None:
-    """The per-person limit owed by `booking_attempt`, with the person read through session `s`."""
-    from guahao.accounts.models import Patient
-
-    person_id = s.scalar(select(Patient.person_id).where(Patient.id == patient_id, Patient.account_id == account_id))
-    if person_id is None:
-        return  # not this account's patient: the booking answers NOT_FOUND
+def person_attempt(request, account_id: int, patient_id: int, person_id: int) -> None:
+    """The per-person limit owed by `booking_attempt`, once the booking has read the person."""
     # A patient row never changes person: remembered for this process's later attempts.
     _people(request)[(account_id, patient_id)] = person_id
     limit_all(request, [(f"book-person:{person_id}", request.app.state.settings.rate_booking_person)])
+
+
+async def person_attempt_refused(request, account_id: int, patient_id: int) -> None:
+    """The per-person limit owed by an attempt the release gate refuses without the database.
+
+    The person is read once per patient and process, on a worker thread (never on the event loop), by at
+    most two look-ups at a time per process so that bookings keep their connections."""
+    lookups = getattr(request.app.state, "person_lookups", None)
+    if lookups is None:
+        lookups = request.app.state.person_lookups = CapacityLimiter(2)
+    person_id = await to_thread.run_sync(_read_person, request.app.state.db, account_id, patient_id,
+                                         limiter=lookups)
+    if person_id is not None:
+        _people(request)[(account_id, patient_id)] = person_id
+        await request.app.state.limiter.hit_all_async(
+            [(f"book-person:{person_id}", request.app.state.settings.rate_booking_person)])
+
+
+def _read_person(db, account_id: int, patient_id: int) -> int | None:
+    from guahao.accounts.models import Patient
+
+    with db.reading() as s:
+        return s.scalar(select(Patient.person_id).where(Patient.id == patient_id,
+                                                        Patient.account_id == account_id))
 
 
 def _people(request) -> dict:

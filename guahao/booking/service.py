@@ -75,8 +75,6 @@ def book_with_view(
                 repo.person_visits_near(s, slot.person_id, slot.visit_date, rules.limit_span(policy))]
     rules.check_limits(existing, rules.Visit(slot.hospital_id, slot.department_id, slot.visit_date), policy)
 
-    if not repo.take_place(s, slot.session_id):
-        raise DomainError("SESSION_FULL")
     values = dict(
         serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=slot.patient_pk,
         person_id=slot.person_id, slot_id=slot.slot_id, session_id=slot.session_id,
@@ -89,10 +87,14 @@ def book_with_view(
         rescheduled_from_id=rescheduled_from_id,
     )
     try:
-        # No savepoint: any failure here aborts the whole unit of work, place taken above included.
+        # No savepoint: any failure aborts the whole unit of work.
         booking_id = repo.insert_booking(s, values)
     except IntegrityError as e:
         raise DomainError(_integrity_code(e)) from None
+    # The session's counter row is every booking's meeting point: taken last, so that its row lock is held
+    # only until the commit, not across the insert too. A refusal here rolls the insert back.
+    if not repo.take_place(s, slot.session_id):
+        raise DomainError("SESSION_FULL")
     # Stored as UTC: the answer shows the instant as a later read of the booking would.
     booking = SimpleNamespace(**values, id=booking_id, cancelled_at=None, cancel_reason=None)
     booking.created_at = now.astimezone(timezone.utc)

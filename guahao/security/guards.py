@@ -4,11 +4,16 @@ Counted before any work is done, so a flood costs a Redis round trip, not a data
 Schedule and catalog reads are never limited: people refresh them by hand at release time.
 """
 
-from anyio import CapacityLimiter, to_thread
+import asyncio
+import logging
+
+from anyio import to_thread
 from sqlalchemy import select
 
 from guahao.security.clientip import client_address
 from guahao.security.ratelimit import limit_all
+
+log = logging.getLogger("guahao.guards")
 
 
 def _booking_limits(request, account_id: int, patient_id: int | None):
@@ -56,25 +61,72 @@ def person_attempt(request, account_id: int, patient_id: int, person_id: int) ->
 async def person_attempt_refused(request, account_id: int, patient_id: int) -> None:
     """The per-person limit owed by an attempt the release gate refuses without the database.
 
-    The person is read once per patient and process, on a worker thread (never on the event loop), by at
-    most two look-ups at a time per process so that bookings keep their connections."""
+    The person is read once per patient and process. At the release instant thousands of patients are
+    refused for the first time within a second, so their look-ups are gathered and read in batches on a
+    worker thread (one query per batch, one connection per process, never on the event loop)."""
     lookups = getattr(request.app.state, "person_lookups", None)
     if lookups is None:
-        lookups = request.app.state.person_lookups = CapacityLimiter(2)
-    person_id = await to_thread.run_sync(_read_person, request.app.state.db, account_id, patient_id,
-                                         limiter=lookups)
+        lookups = request.app.state.person_lookups = PersonLookups(request.app.state.db)
+    try:
+        person_id = await lookups.person_of(account_id, patient_id)
+    except Exception as e:  # the database is away: the refusal still stands; the count waits for next time
+        log.warning("per-person limit not counted for a refused attempt: %s", type(e).__name__)
+        return
     if person_id is not None:
         _people(request)[(account_id, patient_id)] = person_id
         await request.app.state.limiter.hit_all_async(
             [(f"book-person:{person_id}", request.app.state.settings.rate_booking_person)])
 
 
-def _read_person(db, account_id: int, patient_id: int) -> int | None:
-    from guahao.accounts.models import Patient
+class PersonLookups:
+    """Batched (account, patient) -> person look-ups: the first waiter reads for everyone who is waiting,
+    again and again while more arrive; the others just wait for their answer."""
 
-    with db.reading() as s:
-        return s.scalar(select(Patient.person_id).where(Patient.id == patient_id,
-                                                        Patient.account_id == account_id))
+    def __init__(self, db):
+        self.db = db
+        self.loop = None
+        self.pending: dict[tuple[int, int], list[asyncio.Future]] = {}
+        self.busy = False
+
+    async def person_of(self, account_id: int, patient_id: int) -> int | None:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new event loop (tests): the old one's waiters are gone
+            self.loop, self.pending, self.busy = loop, {}, False
+        fut = loop.create_future()
+        self.pending.setdefault((account_id, patient_id), []).append(fut)
+        if not self.busy:
+            await self._read_while_waited()
+        return await fut
+
+    async def _read_while_waited(self) -> None:
+        self.busy = True
+        batch: dict = {}
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, {}
+                found = await to_thread.run_sync(self._read, list(batch))
+                _answer(batch, found.get)
+        finally:
+            self.busy = False
+            # Cancelled or failed: whoever still waits counts nothing this time rather than waiting forever.
+            _answer(batch, lambda _: None)
+            _answer(self.pending, lambda _: None)
+            self.pending = {}
+
+    def _read(self, pairs: list[tuple[int, int]]) -> dict:
+        from guahao.accounts.models import Patient
+
+        with self.db.reading() as s:
+            rows = s.execute(select(Patient.account_id, Patient.id, Patient.person_id)
+                             .where(Patient.id.in_({p for _, p in pairs}))).all()
+        return {(a, p): person for a, p, person in rows}
+
+
+def _answer(batch: dict, answer) -> None:
+    for key, futs in batch.items():
+        for f in futs:
+            if not f.done():
+                f.set_result(answer(key))
 
 
 def _people(request) -> dict:

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 
@@ -10,6 +10,7 @@ from guahao.booking.repository import PLACES_LEFT, account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
 from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
+from guahao.release.turns import turns_of
 from guahao.security.guards import booking_attempt, booking_attempt_async, person_attempt, person_attempt_refused
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
@@ -67,13 +68,23 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
     gate = state.gate if idempotency_key is None else None
     if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
         return await _refused(request, refusal, account_id, body.patient_id, person_counted)
-    async with _booking_limiter(state):
-        # Asked again after the wait for a database connection: at the release instant the gate learns
-        # within milliseconds what the queued requests were about to ask the database.
-        if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
-            return await _refused(request, refusal, account_id, body.patient_id, person_counted)
-        return await to_thread.run_sync(_book, state.db, state.gate, now, account_id, idempotency_key, request,
-                                        body, person_counted)
+    # One turn per database connection. While it waits, the attempt asks the gate again whenever a
+    # booking has taught the gate something: at the release instant the queue empties into refusals
+    # instead of into the database.
+    turns = turns_of(state)
+    refusal = await turns.take(lambda: gate.refusal(body.slot_id, now) if gate is not None else None)
+    if refusal is not None:
+        return await _refused(request, refusal, account_id, body.patient_id, person_counted)
+    news = False
+    try:
+        response, news = await to_thread.run_sync(_book, state.db, state.gate, now, account_id,
+                                                  idempotency_key, request, body, person_counted)
+    except DomainError as e:
+        news = e.code in ("SESSION_FULL", "NOT_RELEASED")  # what many waiters may be refused for
+        raise
+    finally:
+        await turns.give_back(news)
+    return response
 
 
 async def _refused(request, refusal: DomainError, account_id: int, patient_id: int, person_counted: bool):
@@ -82,17 +93,8 @@ async def _refused(request, refusal: DomainError, account_id: int, patient_id: i
     return JSONResponse(refusal.body(), status_code=refusal.status)
 
 
-def _booking_limiter(state) -> CapacityLimiter:
-    """As many booking threads as database connections: more would only queue on the pool while
-    contending for the GIL with the threads that hold a connection, stretching every transaction."""
-    limiter = getattr(state, "booking_limiter", None)
-    if limiter is None:
-        s = state.settings
-        limiter = state.booking_limiter = CapacityLimiter(max(1, s.db_pool_size + s.db_max_overflow))
-    return limiter
-
-
 def _book(db, gate, now, account_id, idempotency_key, request, body: AppointmentIn, person_counted: bool):
+    """The booking's transaction; returns the answer and whether this booking filled its session."""
     generation = gate.generation
     booked_session = []
 
@@ -117,9 +119,11 @@ def _book(db, gate, now, account_id, idempotency_key, request, body: Appointment
     except DomainError as e:
         gate.learn(db, body.slot_id, e, generation)
         raise
+    filled = False
     if booked_session:
         gate.booked(body.slot_id, *booked_session[0], generation)
-    return response
+        filled = booked_session[0][1] == 0
+    return response, filled
 
 
 @router.get("/appointments", response_model=list[AppointmentOut])

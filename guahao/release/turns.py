@@ -1,0 +1,60 @@
+"""Turns at the database for booking attempts, which a waiting attempt leaves as soon as the gate refuses it.
+
+A process lets as many bookings at the database at once as it has connections; the rest wait their turn.
+At the release instant hundreds wait, and most of them become sure losers while they wait: the session
+they want fills up, or the number they want is taken. A plain FIFO limiter makes each of them wait for a
+connection only to be refused by the gate afterwards, so their answer comes seconds late. Here a waiter is
+woken when something it may care about happened — a turn is free, or a booking took a place or found a
+session full — asks the gate again, and leaves at once with the refusal if it now has one.
+"""
+
+import asyncio
+from collections.abc import Callable
+
+
+class Turns:
+    def __init__(self, size: int):
+        self.size = size
+        self.free = size
+        self._cond = asyncio.Condition()
+
+    async def take(self, refused: Callable[[], object | None]):
+        """Wait for a turn; returns None once it has one, or the first refusal `refused()` gives meanwhile."""
+        async with self._cond:
+            while True:
+                refusal = refused()
+                if refusal is not None:
+                    if self.free:  # we may have been woken for this turn: hand it on
+                        self._cond.notify(1)
+                    return refusal
+                if self.free:
+                    self.free -= 1
+                    return None
+                try:
+                    await self._cond.wait()
+                except asyncio.CancelledError:
+                    if self.free:  # cancelled right after being woken: hand the wake-up on
+                        self._cond.notify(1)
+                    raise
+
+    async def give_back(self, news: bool) -> None:
+        """Return a turn; `news`: the gate may now refuse many waiters (a session was filled or found
+        full), so all of them look again; otherwise the next waiter gets the turn (and leaves it to the
+        next if the gate refuses it, a number just taken say)."""
+        async with self._cond:
+            self.free += 1
+            if news:
+                self._cond.notify_all()
+            else:
+                self._cond.notify(1)
+
+
+def turns_of(state) -> Turns:
+    """The process's turns, one per database connection a booking may use (per event loop: tests run
+    several)."""
+    loop = asyncio.get_running_loop()
+    turns = getattr(state, "booking_turns", None)
+    if turns is None or turns[0] is not loop:
+        s = state.settings
+        turns = state.booking_turns = (loop, Turns(max(1, s.db_pool_size + s.db_max_overflow)))
+    return turns[1]

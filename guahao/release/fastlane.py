@@ -3,7 +3,7 @@
 At the release instant nearly every request is one of two kinds: a refresh of the availability page and a
 booking attempt, most of which the gate already knows to be lost. Going through routing, dependency
 injection and validation costs more CPU than producing those answers (FastAPI ≥0.137 also walks every
-included router to match a path: ~0.7 ms per request over this app's 140 routes, measured with
+included router to match a path: ~0.3–0.7 ms per request over this app's 140 routes, measured with
 bench/asgi_cost.py), and CPU is the limit. This ASGI middleware serves exactly these two requests itself and
 hands everything else, untouched, to the application:
 

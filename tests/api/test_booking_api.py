@@ -56,6 +56,8 @@ def test_book_list_cancel(client, world, frozen):
     assert am["remaining"] == 4
     assert {x["id"]: x["status"] for x in avail["slots"]}[sid] == "taken"
     assert [a["id"] for a in client.get("/api/v1/appointments", headers=h).json()] == [b["id"]]
+    # The answer is built from what the booking wrote, not read back: it must equal a later read exactly.
+    assert client.get(f"/api/v1/appointments/{b['id']}", headers=h).json() == b
     r = client.post(f"/api/v1/appointments/{b['id']}/cancel", headers=h)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     # X1: a cancelled slot is bookable again at once.

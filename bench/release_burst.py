@@ -22,7 +22,7 @@ import random
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,12 +281,7 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         raw_world = sc_mod.seed(db, raw_sc, visit_date + timedelta(days=1), server_start - timedelta(days=1),
                                 server_start)
         # Ten dates: a patient books each raw session at most once (L1), as in the app.
-        from sqlalchemy import update
-
-        from guahao.schedule.models import ClinicSession as CS
-        with db.transaction() as s:
-            for k, sid in enumerate(raw_world.session_ids):
-                s.execute(update(CS).where(CS.id == sid).values(visit_date=visit_date + timedelta(days=8 * (k + 1))))
+        sc_mod.spread_dates(db, raw_world, visit_date + timedelta(days=8))
     proc = start_server(args, db_url, redis_url, server_start, anchor)
     base = f"http://127.0.0.1:{args.port}"
     out: dict = dict(database=kind, redis=bool(redis_url), scenario=sc.__dict__ | dict(numbers=sc.numbers))

@@ -122,6 +122,15 @@ def seed(db, sc: Scenario, visit_date: date, release_at: datetime, now: datetime
                  dict(zip(pat_ids, person_ids)))
 
 
+def spread_dates(db, world: World, first: date, step_days: int = 8) -> None:
+    """Move each session to its own date, `step_days` apart from `first` on: a patient may then book each
+    session once (L1) without meeting the daily or weekly limits (L2, L3)."""
+    with db.transaction() as s:
+        for k, sid in enumerate(world.session_ids):
+            s.execute(update(ClinicSession).where(ClinicSession.id == sid)
+                      .values(visit_date=first + timedelta(days=step_days * k)))
+
+
 def set_release(db, world: World, release_at: datetime) -> None:
     with db.transaction() as s:
         s.execute(update(ClinicSession).where(ClinicSession.id.in_(world.session_ids))

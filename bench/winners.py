@@ -66,14 +66,7 @@ def main(argv=None) -> int:
     start = datetime(2026, 12, 1, 6, 59, 0, tzinfo=rb.TZ_CN)
     world = sc.seed(db, sc.Scenario(patients=2000, sessions=10, per_session=1000),
                     start.date() + timedelta(days=7), start - timedelta(days=1), start)
-    from sqlalchemy import update
-
-    from guahao.schedule.models import ClinicSession
-
-    with db.transaction() as s:
-        for k, sid in enumerate(world.session_ids):
-            s.execute(update(ClinicSession).where(ClinicSession.id == sid)
-                      .values(visit_date=start.date() + timedelta(days=8 * (k + 1))))
+    sc.spread_dates(db, world, start.date() + timedelta(days=8))
     ns = argparse.Namespace(server=args.server, workers=args.workers, port=args.port, pool_size=args.pool_size)
     proc = rb.start_server(ns, url, args.redis_url, start, time.time())
     base = f"http://127.0.0.1:{args.port}"

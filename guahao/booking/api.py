@@ -66,11 +66,9 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
     person_counted = await booking_attempt_async(request, account_id, body.patient_id)
     # A retried Idempotency-Key must get its first answer again, which only the database knows.
     gate = state.gate if idempotency_key is None else None
-    if gate is not None and (refusal := gate.refusal(body.slot_id, now)) is not None:
-        return await _refused(request, refusal, account_id, body.patient_id, person_counted)
-    # One turn per database connection. While it waits, the attempt asks the gate again whenever a
-    # booking has taught the gate something: at the release instant the queue empties into refusals
-    # instead of into the database.
+    # The gate is asked first, then, while the attempt waits for one of the process's turns at the database
+    # (one per connection), again whenever a booking has taught it something: at the release instant the
+    # queue empties into refusals instead of into the database.
     turns = turns_of(state)
     refusal = await turns.take(lambda: gate.refusal(body.slot_id, now) if gate is not None else None)
     if refusal is not None:

@@ -22,9 +22,13 @@ def _booking_limits(request, account_id: int, patient_id: int | None):
               (f"book-account:{account_id}", settings.rate_booking_account)]
     person_id = _people(request).get((account_id, patient_id)) if patient_id else None
     if person_id is not None:
-        # One person added under many accounts (a scalper's farm) still shares one budget.
-        limits.append((f"book-person:{person_id}", settings.rate_booking_person))
+        limits.append(_person_limit(request, person_id))
     return limits, person_id is not None or not patient_id
+
+
+def _person_limit(request, person_id: int) -> tuple[str, str]:
+    # One person added under many accounts (a scalper's farm) still shares one budget.
+    return f"book-person:{person_id}", request.app.state.settings.rate_booking_person
 
 
 def booking_attempt(request, account_id: int, patient_id: int | None) -> bool:
@@ -55,7 +59,7 @@ def person_attempt(request, account_id: int, patient_id: int, person_id: int) ->
     """The per-person limit owed by `booking_attempt`, once the booking has read the person."""
     # A patient row never changes person: remembered for this process's later attempts.
     _people(request)[(account_id, patient_id)] = person_id
-    limit_all(request, [(f"book-person:{person_id}", request.app.state.settings.rate_booking_person)])
+    limit_all(request, [_person_limit(request, person_id)])
 
 
 async def person_attempt_refused(request, account_id: int, patient_id: int) -> None:
@@ -74,8 +78,7 @@ async def person_attempt_refused(request, account_id: int, patient_id: int) -> N
         return
     if person_id is not None:
         _people(request)[(account_id, patient_id)] = person_id
-        await request.app.state.limiter.hit_all_async(
-            [(f"book-person:{person_id}", request.app.state.settings.rate_booking_person)])
+        await request.app.state.limiter.hit_all_async([_person_limit(request, person_id)])
 
 
 class PersonLookups:

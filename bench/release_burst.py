@@ -152,30 +152,6 @@ def stop_server(proc) -> None:
 
 # --- the raw database limit -------------------------------------------------------------------------------
 
-SLOT_SQL = """
-SELECT sl.id, sl.seq, sl.starts_at, sl.ends_at, cs.id, cs.hospital_id, cs.department_id, cs.doctor_id,
-       cs.visit_date, cs.period, cs.starts_at, cs.number_type, cs.fee, cs.status, cs.online_bookable,
-       cs.release_at, cs.capacity, cs.booked, h.same_day_booking, h.requires_visit_card,
-       EXISTS (SELECT b.id FROM bookings b WHERE b.slot_id = sl.id
-               AND b.status IN ('booked', 'checked_in', 'completed')) AS held,
-       p.id, p.person_id, h.name, h.cancel_deadline_time, h.cancel_minutes_before, d.name, d.location,
-       doc.name, doc.title, p.name
-FROM slots sl JOIN clinic_sessions cs ON cs.id = sl.session_id JOIN hospitals h ON h.id = cs.hospital_id
-JOIN departments d ON d.id = cs.department_id LEFT OUTER JOIN doctors doc ON doc.id = cs.doctor_id
-LEFT OUTER JOIN patients p ON p.id = %s AND p.account_id = %s AND p.removed_at IS NULL
-WHERE sl.id = %s"""
-LOCK_SQL = """UPDATE persons SET booking_version = booking_version + 1 WHERE id = %s
-RETURNING (SELECT max(ends_on) FROM bans WHERE person_id = %s AND lifted_at IS NULL AND ends_on > %s)"""
-VISITS_SQL = """SELECT hospital_id, department_id, visit_date FROM bookings WHERE person_id = %s
-AND status IN ('booked', 'checked_in', 'completed') AND visit_date BETWEEN %s AND %s"""
-TAKE_SQL = """UPDATE clinic_sessions SET booked = booked + 1 WHERE id = %s AND booked < capacity
-AND status = 'open'"""
-INSERT_SQL = """INSERT INTO bookings (serial_number, account_id, patient_id, person_id, slot_id, session_id,
-hospital_id, department_id, doctor_id, visit_date, period, period_start, period_end, seq, number_type, fee,
-insurance_type, status, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-'self_pay', 'booked', %s) RETURNING id"""
-
-
 def raw_jobs(raw, world) -> list[tuple[int, int, int]]:
     """(session id, slot id, patient index): each patient books up to four raw sessions, each on its own
     date eight days apart, so L1–L4 hold exactly as in the app."""
@@ -192,20 +168,56 @@ def raw_jobs(raw, world) -> list[tuple[int, int, int]]:
 
 async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int, seconds: float,
                       now: datetime) -> dict:
-    """The app's booking transaction, statement for statement, straight through psycopg: no HTTP, no ORM."""
+    """The app's booking transaction straight through psycopg: the app's own statements
+    (guahao/booking/pg_async.py) in the app's order, no HTTP, no framework, only the checks that need them."""
+    from psycopg.rows import namedtuple_row
     from psycopg_pool import AsyncConnectionPool
 
     from bench.scenario import percentiles
+    from guahao.booking import pg_async as pa
     from guahao.booking import rules as brules
     from guahao.errors import DomainError
 
+    class Refused(Exception):
+        pass
+
     url = pg_url.replace("postgresql+psycopg://", "postgresql://")
     today = now.astimezone(TZ_CN).date()
+    created = pa.naive_utc(now)
     jobs = iter(job_list)
     span = brules.limit_span(brules.LimitPolicy())
     lat, outcomes = [], {"booked": 0, "refused": 0}
     loop = asyncio.get_running_loop()
-    async with AsyncConnectionPool(url, min_size=conns, max_size=conns, open=False) as pool:
+
+    async def book(c, account_id, patient_id, slot_id):
+        async with c.transaction():
+            cur = c.cursor(row_factory=namedtuple_row)
+            row = await (await cur.execute(pa.SLOT_FOR_BOOKING, dict(
+                slot_id=slot_id, account_id=account_id, patient_id=patient_id))).fetchone()
+            if row.booked >= row.capacity or row.held:
+                raise Refused
+            pid = row.person_id
+            await c.execute(pa.LOCK_PERSON, dict(pid=pid, today=today))
+            visits = await (await c.execute(pa.VISITS_NEAR, dict(
+                pid=pid, lo=row.visit_date - timedelta(days=span), hi=row.visit_date + timedelta(days=span)))).fetchall()
+            try:
+                brules.check_limits([brules.Visit(*v) for v in visits],
+                                    brules.Visit(row.hospital_id, row.department_id, row.visit_date))
+            except DomainError:
+                raise Refused from None
+            await (await c.execute(pa.INSERT_BOOKING, dict(
+                serial_number=f"{row.visit_date:%y%m%d}{random.randrange(10**10):010d}", account_id=account_id,
+                patient_id=patient_id, person_id=pid, slot_id=slot_id, session_id=row.session_id,
+                hospital_id=row.hospital_id, department_id=row.department_id, doctor_id=row.doctor_id,
+                visit_date=row.visit_date, period=row.period, period_start=row.slot_start,
+                period_end=row.slot_end, seq=row.seq, number_type=row.number_type, fee=row.fee,
+                insurance_type="self_pay", created_at=created, status="booked",
+                rescheduled_from_id=None))).fetchone()
+            if await (await c.execute(pa.TAKE_PLACE, dict(sid=row.session_id))).fetchone() is None:
+                raise Refused
+
+    async with AsyncConnectionPool(url, min_size=conns, max_size=conns, open=False,
+                                   kwargs=dict(autocommit=True)) as pool:
         await pool.wait()
         end = loop.time() + seconds
 
@@ -218,33 +230,11 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
                 account_id, patient_id, _ = world.patients[i]
                 t0 = time.perf_counter()
                 async with pool.connection() as c:
-                    async with c.transaction():
-                        row = await (await c.execute(SLOT_SQL, (patient_id, account_id, slot_id))).fetchone()
-                        if row[16] <= row[17] or row[20]:
-                            outcomes["refused"] += 1
-                            lat.append(time.perf_counter() - t0)
-                            continue
-                        person = row[22]
-                        await c.execute(LOCK_SQL, (person, person, today))
-                        visits = await (await c.execute(VISITS_SQL, (person, row[8] - timedelta(days=span),
-                                                                     row[8] + timedelta(days=span)))).fetchall()
-                        try:
-                            brules.check_limits([brules.Visit(*v) for v in visits],
-                                                brules.Visit(row[5], row[6], row[8]))
-                        except DomainError:
-                            outcomes["refused"] += 1
-                            lat.append(time.perf_counter() - t0)
-                            continue
-                        cur = await c.execute(TAKE_SQL, (row[4],))
-                        if cur.rowcount != 1:
-                            outcomes["refused"] += 1
-                            lat.append(time.perf_counter() - t0)
-                            continue
-                        serial = f"{row[8]:%y%m%d}{random.randrange(10**10):010d}"
-                        await (await c.execute(INSERT_SQL, (
-                            serial, account_id, patient_id, person, slot_id, row[4], row[5], row[6], row[7],
-                            row[8], row[9], row[2], row[3], row[1], row[11], row[12], now))).fetchone()
-                outcomes["booked"] += 1
+                    try:
+                        await book(c, account_id, patient_id, slot_id)
+                        outcomes["booked"] += 1
+                    except Refused:
+                        outcomes["refused"] += 1
                 lat.append(time.perf_counter() - t0)
 
         t0 = loop.time()

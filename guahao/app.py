@@ -1,7 +1,7 @@
 """The FastAPI application: wires settings, database and clock, and mounts every feature's routers."""
 
 import logging
-
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -61,16 +61,38 @@ def _release_gate(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(FastLane, state=app.state)
 
 
+def _bookings_on_loop(settings: Settings, db: Database):
+    """PostgreSQL's booking path on the event loop (guahao/booking/pg_async.py), or None."""
+    if not settings.booking_on_loop or db.pg_conninfo is None:
+        return None
+    from guahao.booking.pg_async import Bookings
+
+    return Bookings(db.pg_conninfo, max(1, settings.db_pool_size + settings.db_max_overflow), db.pg_connect_args)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    bookings = app.state.pg_bookings
+    if bookings is not None:
+        await bookings.open()  # connects in the background: ready before the release instant
+    try:
+        yield
+    finally:
+        if bookings is not None:
+            await bookings.close()
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
     logmask.install()  # ID numbers and phones never reach a log line (A6)
     # `enforce` checks every API route's declared audience (guahao/security/access.py) before the route runs.
-    app = FastAPI(title="guahao 预约挂号", version="0.1.0", dependencies=[Depends(enforce)],
+    app = FastAPI(title="guahao 预约挂号", version="0.1.0", dependencies=[Depends(enforce)], lifespan=_lifespan,
                   description="Open-source hospital appointment registration platform. Errors are "
                               '`{"error": {"code", "message"}}` with stable codes and Chinese messages.')
     app.state.settings = settings
     app.state.db = db or make_database(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
     app.state.clock = clock or clock_from_setting(settings.now, settings.now_anchor)
+    app.state.pg_bookings = _bookings_on_loop(settings, app.state.db)
     app.state.limiter = RateLimiter(settings.redis_url, settings.rate_limit_enabled)
     _release_gate(app, settings)
     install_handlers(app)

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     redis_prefix: str = "guahao:"
     db_pool_size: int = 4
     db_max_overflow: int = 4
+    # PostgreSQL: plain bookings run on the event loop through their own pool of db_pool_size +
+    # db_max_overflow psycopg async connections (guahao/booking/pg_async.py); false: in worker threads.
+    booking_on_loop: bool = True
 
     # Abuse resistance (guahao/security). A rate is "COUNT/SECONDS" per key; limits are shared across
     # processes through Redis when GUAHAO_REDIS_URL is set, else per process. Per-address limits are

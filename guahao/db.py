@@ -104,6 +104,14 @@ class Database:
     read_engine: Engine
     sessions: sessionmaker
     read_sessions: sessionmaker
+    # PostgreSQL: what a second, asynchronous pool needs to reach the same database (booking.pg_async).
+    pg_connect_args: dict | None = None
+
+    @property
+    def pg_conninfo(self) -> str | None:
+        if self.dialect != "postgresql":
+            return None
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     @property
     def dialect(self) -> str:
@@ -150,4 +158,5 @@ def make_database(url: str, pool_size: int = 4, max_overflow: int = 4, **pg_conn
         read_engine=read_engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         read_sessions=sessionmaker(read_engine, expire_on_commit=False),
+        pg_connect_args=None if is_sqlite(url) else dict(pg_connect_args),
     )

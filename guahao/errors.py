@@ -92,7 +92,8 @@ def api_error(exc: Exception):
     """The API's JSON answer to an exception: the handlers below use it, and so does the release fast
     lane (guahao/release/fastlane.py), which answers outside FastAPI's exception handling."""
     from fastapi.responses import JSONResponse
-    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+    from psycopg import DataError as PgDataError
+    from sqlalchemy.exc import DataError
 
     if isinstance(exc, DomainError):
         headers = {}
@@ -101,15 +102,30 @@ def api_error(exc: Exception):
         if "retry_after" in exc.details:
             headers["Retry-After"] = str(exc.details["retry_after"])
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-    if isinstance(exc, DataError):
+    if isinstance(exc, (DataError, PgDataError)):
         # The database refused a value the validators let through (a NUL character, say): the
         # client's input, not our fault, and the transaction has rolled back.
         return error_response("VALIDATION_ERROR", "请求包含无法保存的字符或数值")
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if _db_away(exc):
         # The database is away (restart, killed connection): say so; the pool reconnects by itself.
         return error_response("SERVICE_UNAVAILABLE", "数据库暂时不可用，请稍后重试", headers_retry=True)
     # A bug: answer in the usual error shape, never a traceback (the log keeps it, masked).
     return error_response("INTERNAL_ERROR")
+
+
+def _db_away(exc: Exception) -> bool:
+    """The database is unreachable or the connection broke (SQLAlchemy's wrapping, or psycopg's and its
+    pool's own errors on the event-loop booking path)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    try:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+    except ImportError:
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
 
 
 def install_handlers(app) -> None:

@@ -6,12 +6,13 @@ from fastapi.responses import JSONResponse
 
 from guahao import idempotency
 from guahao.booking import service
-from guahao.booking.repository import PLACES_LEFT, account_bookings
+from guahao.booking.repository import account_bookings
 from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, Named, RescheduleIn
 from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
 from guahao.release.turns import turns_of
-from guahao.security.guards import booking_attempt, booking_attempt_async, person_attempt, person_attempt_refused
+from guahao.security.guards import (booking_attempt, booking_attempt_async, person_attempt, person_attempt_async,
+                                    person_attempt_refused)
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -75,8 +76,11 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
         return await _refused(request, refusal, account_id, body.patient_id, person_counted)
     news = False
     try:
-        response, news = await to_thread.run_sync(_book, state.db, state.gate, now, account_id,
-                                                  idempotency_key, request, body, person_counted)
+        if idempotency_key is None and state.pg_bookings is not None and state.pg_bookings.ready():
+            response, news = await _book_on_loop(state, now, account_id, request, body, person_counted)
+        else:
+            response, news = await to_thread.run_sync(_book, state.db, state.gate, now, account_id,
+                                                      idempotency_key, request, body, person_counted)
     except DomainError as e:
         news = e.code in ("SESSION_FULL", "NOT_RELEASED")  # what many waiters may be refused for
         raise
@@ -91,6 +95,25 @@ async def _refused(request, refusal: DomainError, account_id: int, patient_id: i
     return JSONResponse(refusal.body(), status_code=refusal.status)
 
 
+async def _book_on_loop(state, now, account_id: int, request: Request, body: AppointmentIn, person_counted: bool):
+    """The booking's transaction on the event loop (PostgreSQL, booking/pg_async.py); as `_book` returns."""
+    gate = state.gate
+    generation = gate.generation
+
+    async def owed_limit(person_id: int) -> None:
+        await person_attempt_async(request, account_id, body.patient_id, person_id)
+    try:
+        view = await state.pg_bookings.book(
+            now, account_id, body.slot_id, body.patient_id, body.insurance_type,
+            on_person=None if person_counted else owed_limit, on_slot=gate.remember_slot)
+    except DomainError as e:
+        gate.learn(state.db, body.slot_id, e, generation)  # the slot's session is known: no query
+        raise
+    response = JSONResponse(appointment_out(view).model_dump(mode="json"), status_code=201)
+    await gate.booked_async(body.slot_id, view.Booking.session_id, view.places_left, generation)
+    return response, view.places_left == 0
+
+
 def _book(db, gate, now, account_id, idempotency_key, request, body: AppointmentIn, person_counted: bool):
     """The booking's transaction; returns the answer and whether this booking filled its session."""
     generation = gate.generation
@@ -102,7 +125,7 @@ def _book(db, gate, now, account_id, idempotency_key, request, body: Appointment
     def action(s):
         view = service.book_with_view(s, now, account_id, body.slot_id, body.patient_id, body.insurance_type,
                                       on_person=None if person_counted else owed_limit)
-        booked_session.append((view.Booking.session_id, s.info.pop(PLACES_LEFT, None)))
+        booked_session.append((view.Booking.session_id, view.places_left))
         return view
     try:
         if idempotency_key is None:

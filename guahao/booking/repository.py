@@ -6,14 +6,17 @@ CPU here and does nothing for Core statements. Writes through here do not count 
 availability cache's clear-all; a booking invalidates its own session's pages through the release gate.
 """
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from sqlalchemy import Date, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from guahao.accounts.models import Ban, Patient, Person, VisitCard
 from guahao.booking.models import ACTIVE_STATUSES, Booking
 from guahao.catalog.models import Department, Doctor, Hospital
+from guahao.errors import DomainError
 from guahao.release import gate as release_gate
 from guahao.schedule.models import ClinicSession, Slot
 
@@ -109,24 +112,16 @@ def has_visit_card(s: Session, patient_id: int, hospital_id: int) -> bool:
         VisitCard.patient_id == patient_id, VisitCard.hospital_id == hospital_id)) is not None
 
 
-PLACES_LEFT = "guahao_places_left"
-
-
 _TAKE_PLACE = update(CS).where(
     CS.c.id == bindparam("sid"), CS.c.booked < CS.c.capacity, CS.c.status == "open"
 ).values(booked=CS.c.booked + 1).returning(CS.c.capacity - CS.c.booked)
 
 
-def take_place(s: Session, session_id: int) -> bool:
-    """The capacity guard (R3): one conditional statement, no read-then-write race.
-
-    The places left after it are noted in the unit of work (`s.info[PLACES_LEFT]`): the release gate
-    learns from the booking that fills a session that the session is full, without another query."""
-    left = s.connection().execute(_TAKE_PLACE, dict(sid=session_id)).scalar()
-    if left is None:
-        return False
-    s.info[PLACES_LEFT] = left
-    return True
+def take_place(s: Session, session_id: int) -> int | None:
+    """The capacity guard (R3): one conditional statement, no read-then-write race. Returns the places
+    left after it (the release gate learns from the booking that fills a session that the session is
+    full, without another query), or None when there was none to take."""
+    return s.connection().execute(_TAKE_PLACE, dict(sid=session_id)).scalar()
 
 
 def free_place(s: Session, session_id: int) -> None:
@@ -140,7 +135,52 @@ _INSERT_BOOKING = insert(B).returning(B.c.id)
 
 
 def insert_booking(s: Session, values: dict) -> int:
-    return s.connection().execute(_INSERT_BOOKING, values).scalar_one()
+    """The new booking's id; a unique index's refusal is answered as the DomainError it means."""
+    try:
+        return s.connection().execute(_INSERT_BOOKING, values).scalar_one()
+    except IntegrityError as e:
+        raise DomainError(integrity_code(e.orig)) from None
+
+
+def integrity_code(error: Exception) -> str:
+    """The refusal a unique index's violation (a DBAPI error) stands for; anything else is re-raised."""
+    text = str(error)
+    name = getattr(getattr(error, "diag", None), "constraint_name", None) or ""
+    if "uq_bookings_active_slot" in name or "bookings.slot_id" in text:
+        return "SLOT_TAKEN"
+    if "uq_bookings_active_person_dept_day" in name or "bookings.person_id" in text:
+        return "DUPLICATE_DEPARTMENT_DAY"
+    raise error
+
+
+class BookingStore:
+    """Carries out `service.booking_steps` in a SQLAlchemy session (any database, blocking)."""
+
+    def __init__(self, s: Session, on_person: Callable[[int], None] | None = None):
+        self.s = s
+        self.on_person = on_person
+
+    def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
+        return slot_for_booking(self.s, slot_id, account_id, patient_id)
+
+    def person_known(self, person_id: int) -> None:
+        if self.on_person is not None:
+            self.on_person(person_id)
+
+    def has_visit_card(self, patient_id: int, hospital_id: int) -> bool:
+        return has_visit_card(self.s, patient_id, hospital_id)
+
+    def lock_person(self, person_id: int, today: date) -> date | None:
+        return lock_person(self.s, person_id, today)
+
+    def person_visits_near(self, person_id: int, around: date, span: int):
+        return person_visits_near(self.s, person_id, around, span)
+
+    def insert_booking(self, values: dict) -> int:
+        return insert_booking(self.s, values)
+
+    def take_place(self, session_id: int) -> int | None:
+        return take_place(self.s, session_id)
 
 
 def set_status_if(s: Session, booking_id: int, from_statuses: tuple, values: dict) -> bool:

@@ -1,11 +1,10 @@
 """Book, cancel and reschedule (RULES R1–R3, L1–L6, X1, X3). Never commits: the caller owns the transaction."""
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from guahao.booking import repository as repo
@@ -18,17 +17,6 @@ from guahao.release.rules import check_bookable
 
 def new_serial(visit_date) -> str:
     return f"{visit_date:%y%m%d}{secrets.randbelow(10**10):010d}"
-
-
-def _integrity_code(exc: IntegrityError) -> str:
-    text = str(exc.orig)
-    diag = getattr(exc.orig, "diag", None)
-    name = getattr(diag, "constraint_name", None) or ""
-    if "uq_bookings_active_slot" in name or "bookings.slot_id" in text:
-        return "SLOT_TAKEN"
-    if "uq_bookings_active_person_dept_day" in name or "bookings.person_id" in text:
-        return "DUPLICATE_DEPARTMENT_DAY"
-    raise exc
 
 
 def book(
@@ -45,18 +33,29 @@ def book_with_view(
     policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
     on_person: Callable[[int], None] | None = None,
 ):
-    """`book`, answering with the new booking as `get_view` would show it, from what the booking read
-    and wrote: the release-time hot path spends no query on reading back what it has just written.
+    """`book`, answering with the new booking as `get_view` would show it (see `booking_steps`).
 
     `on_person(person_id)` runs once the person behind the patient is known, before any rule is checked
     (the per-person rate limit is counted there)."""
-    slot = repo.slot_for_booking(s, slot_id, account_id, patient_id)
+    steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type, policy, rescheduled_from_id)
+    return run_steps(steps, repo.BookingStore(s, on_person))
+
+
+def booking_steps(
+    now: datetime, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
+    policy: rules.LimitPolicy = rules.LimitPolicy(), rescheduled_from_id: int | None = None,
+) -> Generator[tuple, object, SimpleNamespace]:
+    """The booking transaction as steps: it yields what it asks of the database — `(operation, *args)`,
+    carried out by a store's method of that name — and returns the new booking as `get_view` would show
+    it, built from what it read and wrote (no query reads back what was just written). One sequence of
+    rules for both stores: `repository.BookingStore` (SQLAlchemy, any database, in a thread) and
+    `pg_async.BookingStore` (psycopg on the event loop, the release-time path on PostgreSQL)."""
+    slot = yield ("slot_for_booking", slot_id, account_id, patient_id)
     if slot is None:
         raise DomainError("NOT_FOUND", "未找到该号源")
     if slot.patient_pk is None:
         raise DomainError("NOT_FOUND", "未找到该就诊人")
-    if on_person is not None:
-        on_person(slot.person_id)
+    yield ("person_known", slot.person_id)
     if slot.status != "open":
         raise DomainError("SESSION_STOPPED")
     if not slot.online_bookable:
@@ -66,14 +65,14 @@ def book_with_view(
         raise DomainError("SESSION_FULL")
     if slot.held:
         raise DomainError("SLOT_TAKEN")
-    if slot.requires_visit_card and not repo.has_visit_card(s, slot.patient_pk, slot.hospital_id):
+    if slot.requires_visit_card and not (yield ("has_visit_card", slot.patient_pk, slot.hospital_id)):
         raise DomainError("VISIT_CARD_REQUIRED")
 
     today = local(now).date()
-    rules.check_not_banned(today, repo.lock_person(s, slot.person_id, today))
-    existing = [rules.Visit(*r) for r in
-                repo.person_visits_near(s, slot.person_id, slot.visit_date, rules.limit_span(policy))]
-    rules.check_limits(existing, rules.Visit(slot.hospital_id, slot.department_id, slot.visit_date), policy)
+    rules.check_not_banned(today, (yield ("lock_person", slot.person_id, today)))
+    near = yield ("person_visits_near", slot.person_id, slot.visit_date, rules.limit_span(policy))
+    rules.check_limits([rules.Visit(*r) for r in near],
+                       rules.Visit(slot.hospital_id, slot.department_id, slot.visit_date), policy)
 
     values = dict(
         serial_number=new_serial(slot.visit_date), account_id=account_id, patient_id=slot.patient_pk,
@@ -86,19 +85,29 @@ def book_with_view(
         status="pending_payment" if slot.requires_prepayment else "booked",
         rescheduled_from_id=rescheduled_from_id,
     )
-    try:
-        # No savepoint: any failure aborts the whole unit of work.
-        booking_id = repo.insert_booking(s, values)
-    except IntegrityError as e:
-        raise DomainError(_integrity_code(e)) from None
+    # A store answers a unique-index refusal as SLOT_TAKEN / DUPLICATE_DEPARTMENT_DAY; no savepoint: any
+    # failure aborts the whole unit of work.
+    booking_id = yield ("insert_booking", values)
     # The session's counter row is every booking's meeting point: taken last, so that its row lock is held
     # only until the commit, not across the insert too. A refusal here rolls the insert back.
-    if not repo.take_place(s, slot.session_id):
+    places_left = yield ("take_place", slot.session_id)
+    if places_left is None:
         raise DomainError("SESSION_FULL")
     # Stored as UTC: the answer shows the instant as a later read of the booking would.
     booking = SimpleNamespace(**values, id=booking_id, cancelled_at=None, cancel_reason=None)
     booking.created_at = now.astimezone(timezone.utc)
-    return SimpleNamespace(Booking=booking, **{k: getattr(slot, k) for k in VIEW_NAMES})
+    return SimpleNamespace(Booking=booking, places_left=places_left, **{k: getattr(slot, k) for k in VIEW_NAMES})
+
+
+def run_steps(steps: Generator, store):
+    """Carry out `steps` with a store whose methods answer them (blocking)."""
+    answer = None
+    while True:
+        try:
+            operation, *args = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = getattr(store, operation)(*args)
 
 
 # What `repo.booking_view_query` adds to a booking, and `repo.slot_for_booking` reads too.

@@ -16,6 +16,7 @@ seconds, which then bounds how stale a refusal can be. Redis down: booking stays
 expire sooner and each process learns on its own.
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -56,6 +57,7 @@ class Gate:
         self._write_listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._pub = None
+        self._apub = None  # (event loop, redis.asyncio client)
         self._pub_down_until = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -151,13 +153,21 @@ class Gate:
                     self._full[session_id] = until
         self._changed(session_id)
         if publish:
-            self._publish(f"b:{session_id}:{slot_id}:{-1 if places_left is None else places_left}")
+            self._publish(_booked_message(session_id, slot_id, places_left))
+
+    async def booked_async(self, slot_id: int, session_id: int, places_left: int | None, generation: int) -> None:
+        """`booked` on the event loop: the publication to the other processes does not block it."""
+        self.booked(slot_id, session_id, places_left, generation, publish=False)
+        await self._publish_async(_booked_message(session_id, slot_id, places_left))
 
     def remember_slots(self, pairs) -> None:
         """(slot id, session id) pairs seen elsewhere (availability pages), so refusals need no lookup."""
         if len(self._slot_session) > _MAX_ENTRIES:
             self._slot_session.clear()
         self._slot_session.update(pairs)
+
+    def remember_slot(self, slot_id: int, session_id: int) -> None:
+        self._slot_session[slot_id] = session_id
 
     def session_of(self, db, slot_id: int) -> int | None:
         sid = self._slot_session.get(slot_id)
@@ -217,6 +227,22 @@ class Gate:
             self._pub = None
             self._pub_down_until = time.monotonic() + 1.0
 
+    async def _publish_async(self, message: str) -> None:
+        if not self.redis_url or time.monotonic() < self._pub_down_until:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            if self._apub is None or self._apub[0] is not loop:  # a client belongs to the loop that made it
+                import redis.asyncio as aredis
+
+                self._apub = (loop, aredis.Redis.from_url(self.redis_url, socket_timeout=0.2,
+                                                          socket_connect_timeout=0.2))
+            await self._apub[1].publish(self.channel, f"{self.origin}:{message}")
+        except Exception as e:  # as in _publish
+            log.warning("gate: publish failed (%s); other processes rely on the %.1fs TTL", e, self.ttl_alone)
+            self._apub = None
+            self._pub_down_until = time.monotonic() + 1.0
+
     def _listen(self) -> None:
         import redis
 
@@ -248,6 +274,10 @@ class Gate:
                 self.subscribed = False
                 self._stop.wait(1.0)
         self.subscribed = False
+
+
+def _booked_message(session_id: int, slot_id: int, places_left: int | None) -> str:
+    return f"b:{session_id}:{slot_id}:{-1 if places_left is None else places_left}"
 
 
 def freed_after_commit(s: Session, session_id: int) -> None:

@@ -62,6 +62,12 @@ def person_attempt(request, account_id: int, patient_id: int, person_id: int) ->
     limit_all(request, [_person_limit(request, person_id)])
 
 
+async def person_attempt_async(request, account_id: int, patient_id: int, person_id: int) -> None:
+    """`person_attempt` on the event loop."""
+    _people(request)[(account_id, patient_id)] = person_id
+    await request.app.state.limiter.hit_all_async([_person_limit(request, person_id)])
+
+
 async def person_attempt_refused(request, account_id: int, patient_id: int) -> None:
     """The per-person limit owed by an attempt the release gate refuses without the database.
 

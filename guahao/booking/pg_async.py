@@ -1,0 +1,199 @@
+"""The booking transaction on the event loop, on PostgreSQL: the release-time path.
+
+`service.booking_steps` holds the rules; here psycopg's async connections carry them out, statement for
+statement what `repository.BookingStore` does through SQLAlchemy. At the release instant a booking's own
+CPU is the limit: run in a worker thread through SQLAlchemy Core it cost ~2.5 ms, plus the hand-offs of the
+GIL between the event loop and the booking threads; here it is plain statements on the loop, no thread.
+The statements are written out in SQL (the same as the repository's, which tests/api/test_pg_async.py
+checks answer for answer); bench/release_burst.py runs them as its raw-database limit.
+
+Used for plain bookings on PostgreSQL. A booking with an Idempotency-Key, a reschedule, and everything on
+SQLite go through the repository in a thread, as before.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from guahao.booking.repository import integrity_code
+from guahao.booking.service import booking_steps
+from guahao.booking.models import ACTIVE_STATUSES
+from guahao.errors import DomainError
+
+log = logging.getLogger("guahao.booking")
+_ACTIVE = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+
+SLOT_FOR_BOOKING = f"""
+SELECT sl.id AS slot_id, sl.seq, sl.starts_at AS slot_start, sl.ends_at AS slot_end, cs.id AS session_id,
+       cs.hospital_id, cs.department_id, cs.doctor_id, cs.visit_date, cs.period, cs.starts_at, cs.number_type,
+       cs.fee, cs.status, cs.online_bookable, cs.release_at, cs.capacity, cs.booked, h.same_day_booking,
+       h.requires_visit_card, h.requires_prepayment,
+       EXISTS (SELECT b.id FROM bookings b WHERE b.slot_id = sl.id AND b.status IN ({_ACTIVE})) AS held,
+       p.id AS patient_pk, p.person_id, h.name AS hospital_name, h.cancel_deadline_time,
+       h.cancel_minutes_before, d.name AS department_name, d.location, doc.name AS doctor_name,
+       doc.title AS doctor_title, p.name AS patient_name
+FROM slots sl JOIN clinic_sessions cs ON cs.id = sl.session_id JOIN hospitals h ON h.id = cs.hospital_id
+JOIN departments d ON d.id = cs.department_id LEFT OUTER JOIN doctors doc ON doc.id = cs.doctor_id
+LEFT OUTER JOIN patients p ON p.id = %(patient_id)s AND p.account_id = %(account_id)s AND p.removed_at IS NULL
+WHERE sl.id = %(slot_id)s"""
+HAS_VISIT_CARD = "SELECT 1 FROM visit_cards WHERE patient_id = %(patient_id)s AND hospital_id = %(hospital_id)s"
+LOCK_PERSON = """
+UPDATE persons SET booking_version = booking_version + 1 WHERE id = %(pid)s
+RETURNING (SELECT max(ends_on) FROM bans WHERE person_id = %(pid)s AND lifted_at IS NULL
+           AND ends_on > %(today)s)"""
+VISITS_NEAR = f"""
+SELECT hospital_id, department_id, visit_date FROM bookings
+WHERE person_id = %(pid)s AND status IN ({_ACTIVE}) AND visit_date BETWEEN %(lo)s AND %(hi)s"""
+BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "slot_id", "session_id",
+                   "hospital_id", "department_id", "doctor_id", "visit_date", "period", "period_start",
+                   "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
+                   "rescheduled_from_id")
+INSERT_BOOKING = (f"INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)}) "
+                  f"VALUES ({', '.join(f'%({c})s' for c in BOOKING_COLUMNS)}) RETURNING id")
+TAKE_PLACE = """
+UPDATE clinic_sessions SET booked = booked + 1 WHERE id = %(sid)s AND booked < capacity AND status = 'open'
+RETURNING capacity - booked"""
+
+
+class BookingStore:
+    """Carries out `service.booking_steps` on one psycopg async connection, inside its transaction."""
+
+    def __init__(self, conn: psycopg.AsyncConnection, on_person: Callable[[int], Awaitable[None]] | None = None,
+                 on_slot: Callable[[int, int], None] | None = None):
+        self.conn = conn
+        self.on_person = on_person
+        self.on_slot = on_slot
+
+    async def _one(self, sql: str, params: dict, row_factory=None):
+        async with self.conn.cursor(row_factory=row_factory) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchone()
+
+    async def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
+        row = await self._one(SLOT_FOR_BOOKING, dict(slot_id=slot_id, account_id=account_id,
+                                                     patient_id=patient_id), namedtuple_row)
+        if row is None:
+            return None
+        if self.on_slot is not None:
+            self.on_slot(row.slot_id, row.session_id)
+        # Stored as naive UTC (guahao.db.UTCDateTime): read back as an aware instant, as SQLAlchemy does.
+        return row._replace(release_at=row.release_at.replace(tzinfo=timezone.utc))
+
+    async def person_known(self, person_id: int) -> None:
+        if self.on_person is not None:
+            await self.on_person(person_id)
+
+    async def has_visit_card(self, patient_id: int, hospital_id: int) -> bool:
+        return await self._one(HAS_VISIT_CARD, dict(patient_id=patient_id, hospital_id=hospital_id)) is not None
+
+    async def lock_person(self, person_id: int, today: date) -> date | None:
+        row = await self._one(LOCK_PERSON, dict(pid=person_id, today=today))
+        return None if row is None else row[0]
+
+    async def person_visits_near(self, person_id: int, around: date, span: int):
+        async with self.conn.cursor() as cur:
+            await cur.execute(VISITS_NEAR, dict(pid=person_id, lo=around - timedelta(days=span),
+                                                hi=around + timedelta(days=span)))
+            return await cur.fetchall()
+
+    async def insert_booking(self, values: dict) -> int:
+        params = {c: values.get(c) for c in BOOKING_COLUMNS}
+        params["created_at"] = naive_utc(values["created_at"])
+        try:
+            return (await self._one(INSERT_BOOKING, params))[0]
+        except psycopg.errors.UniqueViolation as e:
+            raise DomainError(integrity_code(e)) from None
+
+    async def take_place(self, session_id: int) -> int | None:
+        row = await self._one(TAKE_PLACE, dict(sid=session_id))
+        return None if row is None else row[0]
+
+
+def naive_utc(instant: datetime) -> datetime:
+    return instant.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+async def run_steps(steps, store):
+    """`service.run_steps`, awaiting the store's answers."""
+    answer = None
+    while True:
+        try:
+            operation, *args = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = await getattr(store, operation)(*args)
+
+
+class Bookings:
+    """The process's connections for bookings on the event loop (one pool per loop) and the transaction."""
+
+    def __init__(self, conninfo: str, size: int, connect_args: dict | None = None, idle_ping: float = 1.0,
+                 timeout: float = 10.0):
+        self.conninfo = conninfo
+        self.timeout = timeout
+        self.size = size
+        self.connect_args = connect_args or {}
+        self.idle_ping = idle_ping
+        self._pool: AsyncConnectionPool | None = None
+        self._loop = None
+
+    def ready(self) -> bool:
+        """Opened on the running event loop (by the server's lifespan, see guahao/app.py). A loop that
+        did not open it (a test client without lifespan, one loop per request) books in a thread instead:
+        the pool's background tasks would outlive such a loop."""
+        try:
+            return self._pool is not None and self._loop is asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+
+    def pool(self) -> AsyncConnectionPool:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._loop is not loop:
+            # One pool per event loop (a server process has one; tests start several).
+            self._loop = loop
+            self._pool = AsyncConnectionPool(
+                self.conninfo, min_size=self.size, max_size=self.size, open=False, timeout=self.timeout,
+                kwargs=dict(self.connect_args, autocommit=True), check=self._check, reset=self._rested)
+        return self._pool
+
+    async def open(self) -> None:
+        pool = self.pool()
+        if pool.closed:
+            await pool.open(wait=False)
+
+    async def close(self) -> None:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            await self._pool.close()
+        self._pool = None
+
+    async def book(self, now: datetime, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
+                   on_person: Callable[[int], Awaitable[None]] | None = None,
+                   on_slot: Callable[[int, int], None] | None = None):
+        """One booking transaction (see `service.booking_steps`); the caller limits how many run at once.
+        `on_person(person_id)` is awaited before any rule is checked; `on_slot(slot_id, session_id)` is
+        told which session the slot belongs to as soon as it is read."""
+        await self.open()
+        steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type)
+        async with self.pool().connection() as conn:
+            async with conn.transaction():
+                return await run_steps(steps, BookingStore(conn, on_person, on_slot))
+
+    async def _rested(self, conn: psycopg.AsyncConnection) -> None:
+        conn.info_returned_at = time.monotonic()  # read by _check
+
+    async def _check(self, conn: psycopg.AsyncConnection) -> None:
+        """Ping a connection before use only when it rested `idle_ping` seconds (see db._ping_when_idle):
+        at the release instant connections never rest, and a ping per booking is a round trip more."""
+        returned = getattr(conn, "info_returned_at", None)
+        if returned is not None and time.monotonic() - returned < self.idle_ping:
+            return
+        await self.ping(conn)
+
+    async def ping(self, conn: psycopg.AsyncConnection) -> None:
+        await conn.execute("SELECT 1")  # raises on a dead connection: the pool replaces it

@@ -1,0 +1,272 @@
+"""The event-loop booking path on PostgreSQL (guahao/booking/pg_async.py) answers exactly as the repository does.
+
+Its statements are written out in SQL: these tests compare them, answer for answer, with the repository's
+SQLAlchemy statements on the same rows, and check its connection pool (rest pings, broken connections,
+cancelled bookings). Booking through the API on PostgreSQL runs this path in every other API test too.
+"""
+
+import asyncio
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+import time_machine
+from sqlalchemy import text
+
+from guahao.accounts.models import Ban, VisitCard
+from guahao.booking import repository as repo
+from guahao.booking import service
+from guahao.booking.pg_async import BookingStore, Bookings
+from guahao.booking.pg_async import run_steps as run_async
+from guahao.catalog.models import Hospital
+from guahao.errors import DomainError, api_error
+from tests import factories as f
+from tests.conftest import _open, _wipe
+
+pytestmark = pytest.mark.postgres
+NOW = f.local_dt(2026, 12, 1, 10, 0)
+D1 = date(2026, 12, 2)
+
+
+@pytest.fixture
+def pg(_databases, tmp_path_factory):
+    database = _open("postgres", _databases, tmp_path_factory)  # PostgreSQL only: the path is its own
+    _wipe(database)
+    return database
+
+
+@pytest.fixture
+def app(pg):
+    from guahao.app import create_app
+    from guahao.clock import SystemClock
+
+    return create_app(db=pg, clock=SystemClock())
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def world(pg, client):
+    with pg.transaction() as s:
+        h = f.hospital(s)
+        d = f.department(s, h)
+        doc = f.doctor(s, d)
+        sessions = [f.session(s, doc, D1, "AM", capacity=3), f.session(s, doc, D1 + timedelta(days=1), "PM")]
+        slots = [f.slot_ids(s, cs) for cs in sessions]
+    people = []
+    for _ in range(3):
+        _, pid, _ = f.signup(client)
+        with pg.reading() as s:
+            aid, person = s.execute(text("SELECT account_id, person_id FROM patients WHERE id = :p"),
+                                    dict(p=pid)).one()
+        people.append(dict(account=aid, patient=pid, person=person))
+    return dict(h=h.id, sessions=[cs.id for cs in sessions], slots=slots, people=people)
+
+
+def _bookings(pg, size=2, **kw) -> Bookings:
+    return Bookings(pg.pg_conninfo, size, pg.pg_connect_args, **kw)
+
+
+async def _on_conn(pg, work):
+    async with await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True, **pg.pg_connect_args) as c:
+        async with c.transaction(force_rollback=True):
+            return await work(BookingStore(c))
+
+
+def _via_repository(pg, steps):
+    with pg.sessions() as s:
+        try:
+            return service.run_steps(steps, repo.BookingStore(s))
+        finally:
+            s.rollback()
+
+
+def _outcome(run):
+    try:
+        view = run()
+    except DomainError as e:
+        return ("refused", e.code)
+    b = vars(view.Booking).copy()
+    for k in ("id", "serial_number"):
+        b.pop(k)
+    return ("booked", b, {k: getattr(view, k) for k in (*service.VIEW_NAMES, "places_left")})
+
+
+def _both(pg, now, account, slot, patient):
+    def steps():
+        return service.booking_steps(now, account, slot, patient, "local")
+    sync = _outcome(lambda: _via_repository(pg, steps()))
+    on_loop = _outcome(lambda: asyncio.run(_on_conn(pg, lambda store: run_async(steps(), store))))
+    return sync, on_loop
+
+
+def test_slot_rows_are_the_same_through_both_stores(pg, world):
+    me, other = world["people"][0], world["people"][1]
+    cases = [(world["slots"][0][0], me["account"], me["patient"]),  # my patient
+             (world["slots"][0][1], me["account"], other["patient"]),  # not my patient: patient_pk is None
+             (world["slots"][1][0], other["account"], other["patient"]),
+             (99_999_999, me["account"], me["patient"])]  # no such slot
+    for slot, account, patient in cases:
+        with pg.reading() as s:
+            sync = repo.slot_for_booking(s, slot, account, patient)
+        on_loop = asyncio.run(_on_conn(pg, lambda st: st.slot_for_booking(slot, account, patient)))
+        assert (sync is None) == (on_loop is None)
+        if sync is not None:
+            assert on_loop._asdict() == sync._asdict()
+            assert on_loop.release_at.tzinfo is not None
+
+
+def test_every_answer_is_the_same_through_both_stores(pg, world, client):
+    a, b, c = world["people"]
+    s0, s1 = world["slots"]
+    sync, on_loop = _both(pg, NOW, a["account"], s0[0], a["patient"])
+    assert sync == on_loop and sync[0] == "booked" and sync[2]["places_left"] == 2
+    with pg.transaction() as s:
+        s.add(Ban(person_id=b["person"], starts_on=NOW.date(), ends_on=NOW.date() + timedelta(days=90),
+                  reason="test", created_at=NOW))
+    with pg.transaction() as s:
+        service.book(s, NOW, a["account"], s0[0], a["patient"], "local")
+    cases = {
+        "SLOT_TAKEN": (NOW, c["account"], s0[0], c["patient"]),
+        "DUPLICATE_DEPARTMENT_DAY": (NOW, a["account"], s0[1], a["patient"]),
+        "BLACKLISTED": (NOW, b["account"], s0[2], b["patient"]),
+        "NOT_FOUND": (NOW, a["account"], s0[2], c["patient"]),
+        "NOT_RELEASED": (NOW - timedelta(days=30), c["account"], s1[0], c["patient"]),
+    }
+    for code, args in cases.items():
+        sync, on_loop = _both(pg, *args)
+        assert sync == on_loop == ("refused", code), (code, sync, on_loop)
+    # Booked: the same booking, names and places left either way.
+    sync, on_loop = _both(pg, NOW, c["account"], s0[1], c["patient"])
+    assert sync == on_loop and sync[0] == "booked" and sync[2]["places_left"] == 1
+    # A visit card the hospital asks for: refused the same way, then booked once it is on file.
+    with pg.transaction() as s:
+        s.get(Hospital, world["h"]).requires_visit_card = True
+    assert _both(pg, NOW, c["account"], s0[1], c["patient"]) == (("refused", "VISIT_CARD_REQUIRED"),) * 2
+    with pg.transaction() as s:
+        s.add(VisitCard(patient_id=c["patient"], hospital_id=world["h"], card_number="A1", created_at=NOW))
+    sync, on_loop = _both(pg, NOW, c["account"], s0[1], c["patient"])
+    assert sync == on_loop and sync[0] == "booked"
+    # The last places taken meanwhile: SESSION_FULL either way.
+    with pg.transaction() as s:
+        s.execute(text("UPDATE clinic_sessions SET booked = capacity WHERE id = :i"), dict(i=world["sessions"][0]))
+    assert _both(pg, NOW, c["account"], s0[1], c["patient"]) == (("refused", "SESSION_FULL"),) * 2
+
+
+def test_a_unique_index_refusal_is_the_same_domain_error(pg, world):
+    a, c = world["people"][0], world["people"][2]
+    with pg.transaction() as s:
+        view = service.book_with_view(s, NOW, a["account"], world["slots"][0][0],
+                                      a["patient"], "local")
+    values = {k: v for k, v in vars(view.Booking).items() if k not in ("id", "cancelled_at", "cancel_reason")}
+    values.update(serial_number="X" + values["serial_number"][1:], patient_id=c["patient"], person_id=c["person"])
+
+    async def insert(store):
+        await store.insert_booking(values)
+    with pytest.raises(DomainError) as e:
+        asyncio.run(_on_conn(pg, insert))
+    assert e.value.code == "SLOT_TAKEN"
+
+
+def test_the_app_books_on_the_loop_and_answers_as_a_later_read(pg, world, client, app):
+    assert app.state.pg_bookings is not None
+    calls = []
+    original = app.state.pg_bookings.book
+
+    async def counted(*args, **kw):
+        calls.append(args)
+        return await original(*args, **kw)
+    app.state.pg_bookings.book = counted
+    with time_machine.travel(NOW, tick=False):
+        h, pid, _ = f.signup(client)
+        r = client.post("/api/v1/appointments", headers=h, json=dict(slot_id=world["slots"][0][2], patient_id=pid))
+        assert r.status_code == 201, r.text
+        assert client.get(f"/api/v1/appointments/{r.json()['id']}", headers=h).json() == r.json()
+        again = client.post("/api/v1/appointments", headers=h, json=dict(slot_id=world["slots"][0][2],
+                                                                       patient_id=pid))
+    assert len(calls) == 1  # the second attempt is refused by the gate, which the first booking taught
+    assert again.status_code == 409 and again.json()["error"]["code"] == "SLOT_TAKEN"
+
+
+async def _pid_of(bookings: Bookings) -> int:
+    await bookings.open()
+    async with bookings.pool().connection() as c:
+        return (await (await c.execute("SELECT pg_backend_pid()")).fetchone())[0]
+
+
+def test_a_connection_killed_while_it_rested_is_replaced_before_use(pg):
+    async def run():
+        bookings = _bookings(pg, size=1)
+        try:
+            first = await _pid_of(bookings)
+            async with await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True) as admin:
+                assert (await (await admin.execute("SELECT pg_terminate_backend(%s)", (first,))).fetchone())[0]
+            await asyncio.sleep(1.2)  # rested past the bound: pinged on checkout, found dead, replaced
+            assert await _pid_of(bookings) != first
+        finally:
+            await bookings.close()
+    asyncio.run(run())
+
+
+def test_a_busy_connection_is_not_pinged(pg):
+    async def run():
+        bookings = _bookings(pg, size=1)
+        pings = []
+        ping = bookings.ping
+        bookings.ping = lambda conn: pings.append(conn.pgconn.backend_pid) or ping(conn)
+        try:
+            first = await _pid_of(bookings)  # a fresh connection: pinged once
+            for _ in range(5):
+                assert await _pid_of(bookings) == first  # back to back: not pinged
+            assert pings == [first]
+            await asyncio.sleep(1.2)
+            assert await _pid_of(bookings) == first
+            assert pings == [first, first]  # after a rest: one ping, on the same live connection
+        finally:
+            await bookings.close()
+    asyncio.run(run())
+
+
+def test_a_cancelled_booking_leaves_no_lock_behind(pg, world):
+    """A client gone mid-transaction: the connection goes back rolled back, the next booking of the same
+    session (whose row the cancelled one may have locked) goes through on the same one-connection pool."""
+    a, b = world["people"][0], world["people"][1]
+
+    async def run():
+        bookings = _bookings(pg, size=1)
+        try:
+            async def slow_person(person_id):
+                await asyncio.sleep(10)  # inside the transaction, after the slot was read
+            task = asyncio.create_task(bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"],
+                                                     "local", on_person=slow_person))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            view = await asyncio.wait_for(
+                bookings.book(NOW, b["account"], world["slots"][0][0], b["patient"], "local"), 5)
+            return view
+        finally:
+            await bookings.close()
+    view = asyncio.run(run())
+    assert view.Booking.patient_id == b["patient"] and view.places_left == 2
+
+
+def test_an_unreachable_database_answers_503(pg):
+    async def run():
+        bookings = Bookings("postgresql://postgres@127.0.0.1:1/test", 1, timeout=0.5)
+        try:
+            with pytest.raises(Exception) as e:
+                await bookings.book(NOW, 1, 1, 1, "local")
+            return e.value
+        finally:
+            await bookings.close()
+    error = asyncio.run(run())
+    r = api_error(error)
+    assert r.status_code == 503 and b"SERVICE_UNAVAILABLE" in r.body and "Retry-After" in r.headers

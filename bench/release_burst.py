@@ -170,6 +170,7 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
                       now: datetime) -> dict:
     """The app's booking transaction straight through psycopg: the app's own statements
     (guahao/booking/pg_async.py) in the app's order, no HTTP, no framework, only the checks that need them."""
+    import psycopg
     from psycopg.rows import namedtuple_row
     from psycopg_pool import AsyncConnectionPool
 
@@ -190,7 +191,8 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
     loop = asyncio.get_running_loop()
 
     async def book(c, account_id, patient_id, slot_id):
-        async with c.transaction():
+        await c.execute("BEGIN")
+        try:
             cur = c.cursor(row_factory=namedtuple_row)
             row = await (await cur.execute(pa.SLOT_FOR_BOOKING, dict(
                 slot_id=slot_id, account_id=account_id, patient_id=patient_id))).fetchone()
@@ -205,16 +207,18 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
                                     brules.Visit(row.hospital_id, row.department_id, row.visit_date))
             except DomainError:
                 raise Refused from None
-            await (await c.execute(pa.INSERT_BOOKING, dict(
-                serial_number=f"{row.visit_date:%y%m%d}{random.randrange(10**10):010d}", account_id=account_id,
-                patient_id=patient_id, person_id=pid, slot_id=slot_id, session_id=row.session_id,
-                hospital_id=row.hospital_id, department_id=row.department_id, doctor_id=row.doctor_id,
-                visit_date=row.visit_date, period=row.period, period_start=row.slot_start,
-                period_end=row.slot_end, seq=row.seq, number_type=row.number_type, fee=row.fee,
-                insurance_type="self_pay", created_at=created, status="booked",
-                rescheduled_from_id=None))).fetchone()
-            if await (await c.execute(pa.TAKE_PLACE, dict(sid=row.session_id))).fetchone() is None:
-                raise Refused
+            async with psycopg.AsyncClientCursor(c) as cc:  # the booking, its place and the commit
+                await cc.execute(pa.BOOK_PLACE, dict(
+                    serial_number=f"{row.visit_date:%y%m%d}{random.randrange(10**10):010d}", account_id=account_id,
+                    patient_id=patient_id, person_id=pid, slot_id=slot_id, session_id=row.session_id,
+                    hospital_id=row.hospital_id, department_id=row.department_id, doctor_id=row.doctor_id,
+                    visit_date=row.visit_date, period=row.period, period_start=row.slot_start,
+                    period_end=row.slot_end, seq=row.seq, number_type=row.number_type, fee=row.fee,
+                    insurance_type="self_pay", created_at=created, status="booked", rescheduled_from_id=None))
+                if await cc.fetchone() is None:
+                    raise Refused
+        finally:
+            await c.rollback()  # after a refusal; a no-op once committed
 
     async with AsyncConnectionPool(url, min_size=conns, max_size=conns, open=False,
                                    kwargs=dict(autocommit=True)) as pool:

@@ -60,7 +60,8 @@ async def book(body: AppointmentIn, request: Request, token: Token, idempotency_
 
 async def attempt(request: Request, account_id: int, body: AppointmentIn, idempotency_key: str | None = None):
     """At the release instant most requests lose: the gate answers sure losers right here on the event
-    loop (no thread, no transaction); everything else goes to the database in the thread pool."""
+    loop (no thread, no transaction); everything else goes to the database: on PostgreSQL on the event loop
+    too (booking/pg_async.py), otherwise in the thread pool."""
     state = request.app.state
     now = state.clock.now()
     # Rate limits (429) first: a scalper's refused attempts spend their budget too.
@@ -71,7 +72,8 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
     # (one per connection), again whenever a booking has taught it something: at the release instant the
     # queue empties into refusals instead of into the database.
     turns = turns_of(state)
-    refusal = await turns.take(lambda: gate.refusal(body.slot_id, now) if gate is not None else None)
+    refusal = await turns.take(lambda: gate.refusal(body.slot_id, now) if gate is not None else None,
+                               body.slot_id)
     if refusal is not None:
         return await _refused(request, refusal, account_id, body.patient_id, person_counted)
     news = False
@@ -85,7 +87,7 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
         news = e.code in ("SESSION_FULL", "NOT_RELEASED")  # what many waiters may be refused for
         raise
     finally:
-        await turns.give_back(news)
+        await turns.give_back(news, body.slot_id)
     return response
 
 

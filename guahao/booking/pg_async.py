@@ -54,11 +54,20 @@ BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "sl
                    "hospital_id", "department_id", "doctor_id", "visit_date", "period", "period_start",
                    "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
                    "rescheduled_from_id")
-INSERT_BOOKING = (f"INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)}) "
-                  f"VALUES ({', '.join(f'%({c})s' for c in BOOKING_COLUMNS)}) RETURNING id")
-TAKE_PLACE = """
-UPDATE clinic_sessions SET booked = booked + 1 WHERE id = %(sid)s AND booked < capacity AND status = 'open'
-RETURNING capacity - booked"""
+# The booking row and its session's place in one statement, and the commit in the same round trip (two
+# statements in one simple-protocol query, so the parameters are bound client-side): the session's counter
+# row is locked from this statement until its commit, and no other booking of that session waits for this
+# process's event loop to come back to it. No place left: no row, and what commits is only the person's
+# lock counter (persons.booking_version, which is nothing but a lock).
+BOOK_PLACE = f"""
+WITH taken AS (
+    UPDATE clinic_sessions SET booked = booked + 1
+    WHERE id = %(session_id)s AND booked < capacity AND status = 'open'
+    RETURNING capacity - booked AS places_left)
+INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
+SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM taken
+RETURNING id, (SELECT places_left FROM taken);
+COMMIT"""
 
 
 class BookingStore:
@@ -102,17 +111,18 @@ class BookingStore:
                                                 hi=around + timedelta(days=span)))
             return await cur.fetchall()
 
-    async def insert_booking(self, values: dict) -> int:
+    async def book_place(self, values: dict) -> tuple[int | None, int | None]:
+        """Commits: the transaction's last step (see BOOK_PLACE). A unique index's refusal raises, and
+        the caller rolls back."""
         params = {c: values.get(c) for c in BOOKING_COLUMNS}
         params["created_at"] = naive_utc(values["created_at"])
         try:
-            return (await self._one(INSERT_BOOKING, params))[0]
+            async with psycopg.AsyncClientCursor(self.conn) as cur:
+                await cur.execute(BOOK_PLACE, params)
+                row = await cur.fetchone()
         except psycopg.errors.UniqueViolation as e:
             raise DomainError(integrity_code(e)) from None
-
-    async def take_place(self, session_id: int) -> int | None:
-        row = await self._one(TAKE_PLACE, dict(sid=session_id))
-        return None if row is None else row[0]
+        return (None, None) if row is None else (row[0], row[1])
 
 
 def naive_utc(instant: datetime) -> datetime:
@@ -181,8 +191,15 @@ class Bookings:
         await self.open()
         steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type)
         async with self.pool().connection() as conn:
-            async with conn.transaction():
+            # Begun and ended here, not with conn.transaction(): the last step commits (see BOOK_PLACE).
+            await conn.execute("BEGIN")
+            try:
                 return await run_steps(steps, BookingStore(conn, on_person, on_slot))
+            finally:
+                try:
+                    await conn.rollback()  # after a refusal; nothing to do once the last step committed
+                except psycopg.Error:  # a broken connection: the pool discards it on return
+                    log.warning("booking: rollback failed; the connection is dropped")
 
     async def _rested(self, conn: psycopg.AsyncConnection) -> None:
         conn.info_returned_at = time.monotonic()  # read by _check

@@ -176,11 +176,11 @@ class BookingStore:
     def person_visits_near(self, person_id: int, around: date, span: int):
         return person_visits_near(self.s, person_id, around, span)
 
-    def insert_booking(self, values: dict) -> int:
-        return insert_booking(self.s, values)
-
-    def take_place(self, session_id: int) -> int | None:
-        return take_place(self.s, session_id)
+    def book_place(self, values: dict) -> tuple[int, int | None]:
+        """Insert the booking, then take its session's place (None: there was none; the caller's
+        refusal rolls the insert back)."""
+        booking_id = insert_booking(self.s, values)
+        return booking_id, take_place(self.s, values["session_id"])
 
 
 def set_status_if(s: Session, booking_id: int, from_statuses: tuple, values: dict) -> bool:

@@ -85,12 +85,11 @@ def booking_steps(
         status="pending_payment" if slot.requires_prepayment else "booked",
         rescheduled_from_id=rescheduled_from_id,
     )
-    # A store answers a unique-index refusal as SLOT_TAKEN / DUPLICATE_DEPARTMENT_DAY; no savepoint: any
-    # failure aborts the whole unit of work.
-    booking_id = yield ("insert_booking", values)
-    # The session's counter row is every booking's meeting point: taken last, so that its row lock is held
-    # only until the commit, not across the insert too. A refusal here rolls the insert back.
-    places_left = yield ("take_place", slot.session_id)
+    # The booking row and the session's place, all or nothing: a store answers a unique index's refusal as
+    # SLOT_TAKEN / DUPLICATE_DEPARTMENT_DAY, and no place left as places_left None. The session's counter
+    # row is every booking's meeting point: a store takes it last, so that its row lock is held only until
+    # the commit (pg_async.BookingStore commits in the same round trip).
+    booking_id, places_left = yield ("book_place", values)
     if places_left is None:
         raise DomainError("SESSION_FULL")
     # Stored as UTC: the answer shows the instant as a later read of the booking would.

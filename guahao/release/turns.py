@@ -17,9 +17,35 @@ class Turns:
         self.size = size
         self.free = size
         self._cond = asyncio.Condition()
+        # number -> resolved when this process's booking of it leaves the database
+        self._busy: dict[object, asyncio.Future] = {}
 
-    async def take(self, refused: Callable[[], object | None]):
-        """Wait for a turn; returns None once it has one, or the first refusal `refused()` gives meanwhile."""
+    async def take(self, refused: Callable[[], object | None], key: object = None):
+        """Wait for a turn; returns None once it has one, or the first refusal `refused()` gives meanwhile.
+
+        `key` (the number wanted): while this process's booking of the same number is at the database, a
+        second attempt waits for its outcome instead of a turn — when it books, the gate refuses the rest
+        at once (SLOT_TAKEN); when it fails (a limit of that patient, say), the next one tries."""
+        while True:
+            flight = self._busy.get(key) if key is not None else None
+            if flight is not None:
+                refusal = refused()
+                if refusal is not None:
+                    return refusal
+                await asyncio.wait({flight})  # not `await flight`: a cancelled waiter must not cancel it
+                continue
+            refusal = await self._turn(refused)
+            if refusal is not None:
+                return refusal
+            if key is None:
+                return None
+            if key in self._busy:  # another attempt took the number to the database while we queued
+                await self.give_back(False)
+                continue
+            self._busy[key] = asyncio.get_running_loop().create_future()
+            return None
+
+    async def _turn(self, refused: Callable[[], object | None]):
         async with self._cond:
             while True:
                 refusal = refused()
@@ -37,10 +63,13 @@ class Turns:
                         self._cond.notify(1)
                     raise
 
-    async def give_back(self, news: bool) -> None:
+    async def give_back(self, news: bool, key: object = None) -> None:
         """Return a turn; `news`: the gate may now refuse many waiters (a session was filled or found
         full), so all of them look again; otherwise the next waiter gets the turn (and leaves it to the
-        next if the gate refuses it, a number just taken say)."""
+        next if the gate refuses it, a number just taken say). Attempts waiting for `key` look again."""
+        flight = self._busy.pop(key, None) if key is not None else None
+        if flight is not None:
+            flight.set_result(None)
         async with self._cond:
             self.free += 1
             if news:

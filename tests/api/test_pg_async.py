@@ -91,18 +91,37 @@ def _outcome(run):
     try:
         view = run()
     except DomainError as e:
-        return ("refused", e.code)
+        return ("refused", e.code), None
     b = vars(view.Booking).copy()
-    for k in ("id", "serial_number"):
-        b.pop(k)
-    return ("booked", b, {k: getattr(view, k) for k in (*service.VIEW_NAMES, "places_left")})
+    booking_id = b.pop("id")
+    b.pop("serial_number")
+    return ("booked", b, {k: getattr(view, k) for k in (*service.VIEW_NAMES, "places_left")}), booking_id
+
+
+async def _book_on_loop(pg, steps):
+    """As Bookings.book does, on a connection of its own."""
+    async with await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True, **pg.pg_connect_args) as c:
+        await c.execute("BEGIN")
+        try:
+            return await run_async(steps, BookingStore(c))
+        finally:
+            await c.rollback()
+
+
+def _undo(pg, booking_id: int) -> None:
+    """The event-loop path commits a booking it makes: take it back, so both stores start from one state."""
+    with pg.transaction() as s:
+        sid = s.execute(text("DELETE FROM bookings WHERE id = :b RETURNING session_id"), dict(b=booking_id)).scalar()
+        s.execute(text("UPDATE clinic_sessions SET booked = booked - 1 WHERE id = :s"), dict(s=sid))
 
 
 def _both(pg, now, account, slot, patient):
     def steps():
         return service.booking_steps(now, account, slot, patient, "local")
-    sync = _outcome(lambda: _via_repository(pg, steps()))
-    on_loop = _outcome(lambda: asyncio.run(_on_conn(pg, lambda store: run_async(steps(), store))))
+    sync, _ = _outcome(lambda: _via_repository(pg, steps()))
+    on_loop, booking_id = _outcome(lambda: asyncio.run(_book_on_loop(pg, steps())))
+    if booking_id is not None:
+        _undo(pg, booking_id)
     return sync, on_loop
 
 
@@ -168,7 +187,7 @@ def test_a_unique_index_refusal_is_the_same_domain_error(pg, world):
     values.update(serial_number="X" + values["serial_number"][1:], patient_id=c["patient"], person_id=c["person"])
 
     async def insert(store):
-        await store.insert_booking(values)
+        await store.book_place(values)
     with pytest.raises(DomainError) as e:
         asyncio.run(_on_conn(pg, insert))
     assert e.value.code == "SLOT_TAKEN"
@@ -270,3 +289,31 @@ def test_an_unreachable_database_answers_503(pg):
     error = asyncio.run(run())
     r = api_error(error)
     assert r.status_code == 503 and b"SERVICE_UNAVAILABLE" in r.body and "Retry-After" in r.headers
+
+
+def test_no_place_left_at_the_last_step_books_nothing(pg, world):
+    """The pre-check read a place, but the session filled meanwhile: the conditional update takes none,
+    no booking row is written, and the answer is SESSION_FULL."""
+    a = world["people"][0]
+    sid = world["sessions"][0]
+    full_after_read = []
+
+    async def person_known(person_id):  # runs after the slot was read: fill the session behind our back
+        with pg.transaction() as s:
+            s.execute(text("UPDATE clinic_sessions SET booked = capacity WHERE id = :i"), dict(i=sid))
+        full_after_read.append(person_id)
+
+    async def run():
+        bookings = _bookings(pg, size=1)
+        try:
+            await bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"], "local",
+                                on_person=person_known)
+        finally:
+            await bookings.close()
+    with pytest.raises(DomainError) as e:
+        asyncio.run(run())
+    assert e.value.code == "SESSION_FULL" and full_after_read == [a["person"]]
+    with pg.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
+        assert s.execute(text("SELECT booked, capacity FROM clinic_sessions WHERE id = :i"),
+                         dict(i=sid)).one() == (3, 3)

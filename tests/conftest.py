@@ -102,9 +102,17 @@ def db(request, _databases, tmp_path_factory):
     return database
 
 
-@pytest.fixture
-def sqlite_db(_databases, tmp_path_factory):
-    database = _open("sqlite", _databases, tmp_path_factory)
+@pytest.fixture(params=["sqlite"])
+def sqlite_db(request, _databases, tmp_path_factory):
+    database = _open(request.param, _databases, tmp_path_factory)
+    _wipe(database)
+    return database
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
+def postgres_db(request, _databases, tmp_path_factory):
+    """For tests of PostgreSQL's own paths (skips without a server, unless GUAHAO_REQUIRE_POSTGRES=1)."""
+    database = _open(request.param, _databases, tmp_path_factory)
     _wipe(database)
     return database
 

@@ -21,7 +21,6 @@ from guahao.booking.pg_async import run_steps as run_async
 from guahao.catalog.models import Hospital
 from guahao.errors import DomainError, api_error
 from tests import factories as f
-from tests.conftest import _open, _wipe
 
 pytestmark = pytest.mark.postgres
 NOW = f.local_dt(2026, 12, 1, 10, 0)
@@ -29,26 +28,14 @@ D1 = date(2026, 12, 2)
 
 
 @pytest.fixture
-def pg(_databases, tmp_path_factory):
-    database = _open("postgres", _databases, tmp_path_factory)  # PostgreSQL only: the path is its own
-    _wipe(database)
-    return database
+def db(postgres_db):
+    """PostgreSQL only, for the conftest's `app` and `client` too: the path is PostgreSQL's own."""
+    return postgres_db
 
 
 @pytest.fixture
-def app(pg):
-    from guahao.app import create_app
-    from guahao.clock import SystemClock
-
-    return create_app(db=pg, clock=SystemClock())
-
-
-@pytest.fixture
-def client(app):
-    from fastapi.testclient import TestClient
-
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
+def pg(db):
+    return db
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ def my_receipts(account_id: AccountId, s: ReadSession):
 
 
 @router.get("/billing/summary", response_model=SummaryOut)
-def summary(account_id: AccountId, s: ReadSession, now: Now, patient_id: Annotated[int, Query(ge=1)],
+def summary(account_id: AccountId, s: ReadSession, now: Now, patient_id: Annotated[int, Query(ge=1, le=2**31 - 1)],
             year: Annotated[int | None, Query(ge=2000, le=2100)] = None):
     """Monthly and yearly totals for one patient: insurance paid vs self-paid, refunds."""
     return reports.yearly_summary(s, account_id, patient_id, year or local(now).year)

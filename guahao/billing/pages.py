@@ -3,7 +3,7 @@ PDF), yearly totals; and the sandbox provider's payer page."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -62,7 +62,8 @@ def pay_start(request: Request, booking_id: Id, account_id: PageAccount, db: DB,
 
 
 @router.get("/billing/paid", response_class=HTMLResponse)
-def paid_page(request: Request, account_id: PageAccount, db: DB, booking_id: int | None = None):
+def paid_page(request: Request, account_id: PageAccount, db: DB,
+              booking_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None):
     if account_id is None:
         return login_redirect(request)
     with db.reading() as s:
@@ -140,7 +141,8 @@ def cancel_confirm(request: Request, booking_id: Id, account_id: PageAccount, db
 
 
 @router.get("/billing/receipts", response_class=HTMLResponse)
-def receipts_page(request: Request, account_id: PageAccount, db: DB, now: Now, year: int | None = None):
+def receipts_page(request: Request, account_id: PageAccount, db: DB, now: Now,
+                  year: Annotated[int | None, Query(ge=2000, le=2100)] = None):
     if account_id is None:
         return login_redirect(request)
     from guahao.accounts.models import Patient
@@ -156,7 +158,7 @@ def receipts_page(request: Request, account_id: PageAccount, db: DB, now: Now, y
 
 
 @router.get("/billing/receipts/{kind}/{rid}.pdf")
-def receipt_pdf(kind: str, rid: int, request: Request, account_id: PageAccount, db: DB):
+def receipt_pdf(kind: str, rid: Id, request: Request, account_id: PageAccount, db: DB):
     if account_id is None:
         return login_redirect(request)
     with db.reading() as s:
@@ -166,7 +168,7 @@ def receipt_pdf(kind: str, rid: int, request: Request, account_id: PageAccount, 
 
 
 @router.get("/billing/receipts/{kind}/{rid}", response_class=HTMLResponse)
-def receipt_html(kind: str, rid: int, request: Request, account_id: PageAccount, db: DB):
+def receipt_html(kind: str, rid: Id, request: Request, account_id: PageAccount, db: DB):
     if account_id is None:
         return login_redirect(request)
     with db.reading() as s:

@@ -102,8 +102,49 @@ class RedisBackend:
             pool = aredis.BlockingConnectionPool.from_url(
                 self._url, max_connections=64, timeout=2.0,
                 socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
-            self._async = (loop, aredis.Redis(connection_pool=pool).register_script(_LUA))
-        return _pairs(await self._async[1](keys=keys, args=[max(1, int(w * 1000)) for w in windows]))
+            self._async = (loop, _Batches(aredis.Redis(connection_pool=pool).register_script(_LUA)))
+        return _pairs(await self._async[1].hit(keys, [max(1, int(w * 1000)) for w in windows]))
+
+
+class _Batches:
+    """Counts from one event loop gathered into one script call per round trip.
+
+    At the release instant hundreds of booking attempts arrive within milliseconds, and a round trip
+    through redis-py's asyncio client costs more CPU than the counting itself (a quarter of a refused
+    attempt's CPU, profiled at T). The script counts its keys one after another, so a batch answers each
+    caller exactly as its own call would have; while one batch is at Redis the next one gathers."""
+
+    def __init__(self, script):
+        self.script = script
+        self.waiting: list[tuple[list[str], list[int], asyncio.Future]] = []
+        self.sender: asyncio.Task | None = None
+
+    async def hit(self, keys: list[str], windows_ms: list[int]) -> list:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((keys, windows_ms, future))
+        if self.sender is None:
+            self.sender = asyncio.get_running_loop().create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                try:
+                    flat = await self.script(keys=[k for b in batch for k in b[0]],
+                                             args=[w for b in batch for w in b[1]])
+                except Exception as e:  # every caller falls back on its own (RateLimiter._hit_async)
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(e)
+                    continue
+                at = 0
+                for keys, _, future in batch:
+                    if not future.done():
+                        future.set_result(flat[at:at + 2 * len(keys)])
+                    at += 2 * len(keys)
+        finally:
+            self.sender = None
 
 
 def _pairs(flat) -> list[tuple[int, float]]:

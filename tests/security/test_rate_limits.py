@@ -6,6 +6,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from guahao.errors import DomainError
 from guahao.security.ratelimit import MemoryBackend, Rate, RateLimiter
 from tests import factories as f
 from tests.security.conftest import limited_settings, port
@@ -243,3 +244,47 @@ def test_limits_are_shared_by_server_processes_through_redis(tmp_path):
                            json=dict(slot_id=w.slots[9], patient_id=human_pid, insurance_type="self_pay"))
     assert len(codes) - codes.count(429) == 10, codes
     assert r.status_code == 201, r.text
+
+
+def test_attempts_counted_together_get_each_their_own_exact_count():
+    """At the release instant many attempts are counted in one Redis call (ratelimit._Batches): each must
+    still get the count its own call would have — no increment lost, none shared — and fewer round trips."""
+    import asyncio
+
+    from guahao.security.ratelimit import RedisBackend
+
+    with private_redis(port(36)) as r:
+        backend = RedisBackend(r.url)
+
+        async def main():
+            calls = []
+            await backend.hit_many_async(["warm"], [60])  # builds the loop's client and batcher
+            batches = backend._async[1]
+            script = batches.script
+
+            async def counted(**kw):
+                calls.append(len(kw["keys"]))
+                return await script(**kw)
+            batches.script = counted
+            answers = await asyncio.gather(*(backend.hit_many_async(["a", f"own{i}"], [60, 60])
+                                             for i in range(200)))
+            return answers, calls
+        answers, calls = asyncio.run(main())
+    shared = sorted(a[0][0] for a in answers)
+    assert shared == list(range(1, 201))  # "a" counted 200 times, each caller saw its own count
+    assert all(a[1][0] == 1 for a in answers)  # each caller's own key counted once
+    assert sum(calls) == 400 and len(calls) < 200  # all counted, in fewer calls than callers
+
+
+def test_a_failed_batch_falls_back_to_memory_for_each_caller():
+    import asyncio
+
+    limiter = RateLimiter("redis://127.0.0.1:1/0", enabled=True)  # nothing listens there
+
+    async def main():
+        return await asyncio.gather(*(limiter.hit_all_async([("k", "3/60")]) for _ in range(3)),
+                                    return_exceptions=True)
+    assert asyncio.run(main()) == [None, None, None]  # counted in memory: 3 of 3 allowed
+    with pytest.raises(DomainError) as e:
+        limiter.hit("k", "3/60")  # the fourth, in memory while Redis is down
+    assert e.value.code == "RATE_LIMITED"

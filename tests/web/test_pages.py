@@ -285,3 +285,11 @@ def test_after_the_cancel_deadline_the_slip_says_so_and_cancel_is_refused(client
     assert "已过截止时间，不能在线取消" in slip and "取消预约</button>" not in slip
     r = client.post(f"/appointments/{bid}/cancel", data=dict(csrf_token=tok))
     assert r.status_code == 409 and "取消截止时间为2026-12-01 15:00，已过，不能在线取消" in r.text
+
+
+@pytest.mark.parametrize("path", ["/billing/receipts/bill/99999999999999999999",
+                                  "/billing/receipts/bill/99999999999999999999.pdf",
+                                  "/billing/paid?booking_id=9223372036854775808", "/billing/receipts?year=99999"])
+def test_page_ids_beyond_the_database_integers_are_refused_before_any_query(client, path):
+    r = client.get(path, follow_redirects=False)
+    assert r.status_code == 422 and "text/html" in r.headers["content-type"], (r.status_code, r.text[:200])

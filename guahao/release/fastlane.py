@@ -71,6 +71,7 @@ class FastLane:
         else:
             response = Response(page.body, media_type="application/json", headers=headers)
         await response(scope, receive, send)
+        _check_token_ahead(_header(scope, b"authorization"), now)
         return True
 
     async def _book(self, scope, receive, send):
@@ -109,6 +110,19 @@ class FastLane:
             response = api_error(e)
         await response(scope, replay, send)
         return True, replay
+
+
+def _check_token_ahead(auth: str | None, now) -> None:
+    """A logged-in patient refreshing the page before the release will press 预约 at T: check their token's
+    signature now, after the answer has gone, so that T finds it verified (each process verifies a token
+    once, ~75 µs; profiled at T before this, first-time checks were ~15% of a booking attempt's CPU).
+    Nothing is decided here: the booking checks the token again, expiry included."""
+    if auth is None or not auth.startswith("Bearer "):
+        return
+    try:
+        read_token(auth[7:], "account", now)
+    except DomainError:
+        pass  # an expired or foreign token: the booking will answer 401
 
 
 def _replay(body: bytes, then, receive=None):

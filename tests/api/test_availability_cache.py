@@ -61,3 +61,29 @@ def test_full_session_refused_without_the_database_then_freed_by_cancel(client, 
         assert gate.refusal(slot, NOW) is None
         r = client.post("/api/v1/appointments", headers=users[2][0], json=dict(slot_id=slot, patient_id=users[2][1]))
         assert r.status_code == 201
+
+
+def test_a_refresh_before_the_release_gets_the_patients_token_checked_ahead(client, db):
+    """Each process verifies a token's signature once; a logged-in patient's refresh (served from the page
+    cache) does it before T, so the booking at T finds it done. A bad token changes nothing for the read."""
+    from guahao.accounts.security import _verified_claims
+
+    with db.transaction() as s:
+        d = f.department(s, f.hospital(s))
+        f.session(s, f.doctor(s, d), D1, capacity=3)
+    url = f"/api/v1/slots?department_id={d.id}&date={D1}"
+    # Real time, not time_machine: the page cache counts freshness on the monotonic clock.
+    headers, _, _ = f.signup(client)
+    token = headers["Authorization"][7:]
+
+    def refresh(auth_headers):
+        assert client.get(url).status_code == 200  # the route renders and caches the page (fresh 0.5 s)
+        assert client.get(url, headers=auth_headers).status_code == 200  # the fast lane serves it
+    _verified_claims.cache_clear()
+    refresh(headers)
+    assert _verified_claims.cache_info().currsize == 1
+    assert _verified_claims.cache_info().misses == 1  # verified here, once
+    refresh(headers)
+    assert _verified_claims.cache_info().hits == 1
+    refresh({"Authorization": "Bearer " + token[:-4] + "AAAA"})
+    assert _verified_claims.cache_info().currsize == 1

@@ -1,7 +1,8 @@
 """The booking transaction on the event loop, on PostgreSQL: the release-time path.
 
-`service.booking_steps` holds the rules; here psycopg's async connections carry them out, statement for
-statement what `repository.BookingStore` does through SQLAlchemy. At the release instant a booking's own
+`service.booking_steps` holds the rules; here psycopg's async connections carry them out, answering each
+step as `repository.BookingStore` does through SQLAlchemy (the last step in one statement where the
+repository has two, committed in the same round trip: see BOOK_PLACE). At the release instant a booking's own
 CPU is the limit: run in a worker thread through SQLAlchemy Core it cost ~2.5 ms, plus the hand-offs of the
 GIL between the event loop and the booking threads; here it is plain statements on the loop, no thread.
 The statements are written out in SQL (the same as the repository's, which tests/api/test_pg_async.py

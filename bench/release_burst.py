@@ -177,6 +177,7 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
     from bench.scenario import percentiles
     from guahao.booking import pg_async as pa
     from guahao.booking import rules as brules
+    from guahao.db import stored_utc
     from guahao.errors import DomainError
 
     class Refused(Exception):
@@ -184,7 +185,7 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
 
     url = pg_url.replace("postgresql+psycopg://", "postgresql://")
     today = now.astimezone(TZ_CN).date()
-    created = pa.naive_utc(now)
+    created = stored_utc(now)
     jobs = iter(job_list)
     span = brules.limit_span(brules.LimitPolicy())
     lat, outcomes = [], {"booked": 0, "refused": 0}

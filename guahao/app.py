@@ -67,7 +67,7 @@ def _bookings_on_loop(settings: Settings, db: Database):
         return None
     from guahao.booking.pg_async import Bookings
 
-    return Bookings(db.pg_conninfo, max(1, settings.db_pool_size + settings.db_max_overflow), db.pg_connect_args)
+    return Bookings(db.pg_conninfo, settings.db_connections, db.pg_connect_args)
 
 
 @asynccontextmanager

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # db_max_overflow psycopg async connections (guahao/booking/pg_async.py); false: in worker threads.
     booking_on_loop: bool = True
 
+    @property
+    def db_connections(self) -> int:
+        """Connections a worker's bookings may use at once (its turns at the database, release/turns.py)."""
+        return max(1, self.db_pool_size + self.db_max_overflow)
+
     # Abuse resistance (guahao/security). A rate is "COUNT/SECONDS" per key; limits are shared across
     # processes through Redis when GUAHAO_REDIS_URL is set, else per process. Per-address limits are
     # generous: whole hospitals and mobile carriers sit behind one NAT address.

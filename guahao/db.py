@@ -25,6 +25,20 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def stored_utc(value: datetime | None) -> datetime | None:
+    """An aware instant as a UTCDateTime column stores it (naive UTC); for SQL written by hand too."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def read_utc(value: datetime | None) -> datetime | None:
+    """A stored UTCDateTime value as the aware instant it stands for."""
+    return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
 class UTCDateTime(TypeDecorator):
     """Stores naive UTC (SQLite has no time zones), always returns aware UTC."""
 
@@ -32,16 +46,10 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTCDateTime column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return stored_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc)
+        return read_utc(value)
 
 
 def is_sqlite(url: str) -> bool:

@@ -116,16 +116,12 @@ def api_error(exc: Exception):
 def _db_away(exc: Exception) -> bool:
     """The database is unreachable or the connection broke (SQLAlchemy's wrapping, or psycopg's and its
     pool's own errors on the event-loop booking path)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    try:
-        import psycopg
-        from psycopg_pool import PoolTimeout
-    except ImportError:
-        return False
-    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
+    return isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+                            PoolTimeout))
 
 
 def install_handlers(app) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from guahao.booking.repository import integrity_code
 from guahao.booking.service import booking_steps
 from guahao.booking.models import ACTIVE_STATUSES
+from guahao.db import read_utc, stored_utc
 from guahao.errors import DomainError
 
 log = logging.getLogger("guahao.booking")
@@ -93,7 +94,7 @@ class BookingStore:
         if self.on_slot is not None:
             self.on_slot(row.slot_id, row.session_id)
         # Stored as naive UTC (guahao.db.UTCDateTime): read back as an aware instant, as SQLAlchemy does.
-        return row._replace(release_at=row.release_at.replace(tzinfo=timezone.utc))
+        return row._replace(release_at=read_utc(row.release_at))
 
     async def person_known(self, person_id: int) -> None:
         if self.on_person is not None:
@@ -116,7 +117,7 @@ class BookingStore:
         """Commits: the transaction's last step (see BOOK_PLACE). A unique index's refusal raises, and
         the caller rolls back."""
         params = {c: values.get(c) for c in BOOKING_COLUMNS}
-        params["created_at"] = naive_utc(values["created_at"])
+        params["created_at"] = stored_utc(values["created_at"])
         try:
             async with psycopg.AsyncClientCursor(self.conn) as cur:
                 await cur.execute(BOOK_PLACE, params)
@@ -124,10 +125,6 @@ class BookingStore:
         except psycopg.errors.UniqueViolation as e:
             raise DomainError(integrity_code(e)) from None
         return (None, None) if row is None else (row[0], row[1])
-
-
-def naive_utc(instant: datetime) -> datetime:
-    return instant.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 async def run_steps(steps, store):

@@ -167,7 +167,7 @@ class Gate:
         self._slot_session.update(pairs)
 
     def remember_slot(self, slot_id: int, session_id: int) -> None:
-        self._slot_session[slot_id] = session_id
+        self.remember_slots(((slot_id, session_id),))
 
     def session_of(self, db, slot_id: int) -> int | None:
         sid = self._slot_session.get(slot_id)
@@ -222,10 +222,9 @@ class Gate:
 
                 self._pub = redis.Redis.from_url(self.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
             self._pub.publish(self.channel, f"{self.origin}:{message}")
-        except Exception as e:  # Redis away: others fall back on their TTL; try again in a second
-            log.warning("gate: publish failed (%s); other processes rely on the %.1fs TTL", e, self.ttl_alone)
+        except Exception as e:
             self._pub = None
-            self._pub_down_until = time.monotonic() + 1.0
+            self._publish_failed(e)
 
     async def _publish_async(self, message: str) -> None:
         if not self.redis_url or time.monotonic() < self._pub_down_until:
@@ -238,10 +237,14 @@ class Gate:
                 self._apub = (loop, aredis.Redis.from_url(self.redis_url, socket_timeout=0.2,
                                                           socket_connect_timeout=0.2))
             await self._apub[1].publish(self.channel, f"{self.origin}:{message}")
-        except Exception as e:  # as in _publish
-            log.warning("gate: publish failed (%s); other processes rely on the %.1fs TTL", e, self.ttl_alone)
+        except Exception as e:
             self._apub = None
-            self._pub_down_until = time.monotonic() + 1.0
+            self._publish_failed(e)
+
+    def _publish_failed(self, e: Exception) -> None:
+        # Redis away: others fall back on their TTL; try again in a second.
+        log.warning("gate: publish failed (%s); other processes rely on the %.1fs TTL", e, self.ttl_alone)
+        self._pub_down_until = time.monotonic() + 1.0
 
     def _listen(self) -> None:
         import redis

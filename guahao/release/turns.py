@@ -84,6 +84,5 @@ def turns_of(state) -> Turns:
     loop = asyncio.get_running_loop()
     turns = getattr(state, "booking_turns", None)
     if turns is None or turns[0] is not loop:
-        s = state.settings
-        turns = state.booking_turns = (loop, Turns(max(1, s.db_pool_size + s.db_max_overflow)))
+        turns = state.booking_turns = (loop, Turns(state.settings.db_connections))
     return turns[1]

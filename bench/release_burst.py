@@ -170,14 +170,11 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
                       now: datetime) -> dict:
     """The app's booking transaction straight through psycopg: the app's own statements
     (guahao/booking/pg_async.py) in the app's order, no HTTP, no framework, only the checks that need them."""
-    import psycopg
-    from psycopg.rows import namedtuple_row
     from psycopg_pool import AsyncConnectionPool
 
     from bench.scenario import percentiles
     from guahao.booking import pg_async as pa
     from guahao.booking import rules as brules
-    from guahao.db import stored_utc
     from guahao.errors import DomainError
 
     class Refused(Exception):
@@ -185,44 +182,37 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
 
     url = pg_url.replace("postgresql+psycopg://", "postgresql://")
     today = now.astimezone(TZ_CN).date()
-    created = stored_utc(now)
     jobs = iter(job_list)
     span = brules.limit_span(brules.LimitPolicy())
     lat, outcomes = [], {"booked": 0, "refused": 0}
     loop = asyncio.get_running_loop()
 
     async def book(c, account_id, patient_id, slot_id):
-        await c.execute("BEGIN")
+        store = pa.BookingStore(c)  # the app's statements and round trips; only the rules are trimmed
         try:
-            cur = c.cursor(row_factory=namedtuple_row)
-            row = await (await cur.execute(pa.SLOT_FOR_BOOKING, dict(
-                slot_id=slot_id, account_id=account_id, patient_id=patient_id))).fetchone()
+            row = await store.slot_for_booking(slot_id, account_id, patient_id)
             if row.booked >= row.capacity or row.held:
                 raise Refused
-            pid = row.person_id
-            await c.execute(pa.LOCK_PERSON, dict(pid=pid, today=today))
-            visits = await (await c.execute(pa.VISITS_NEAR, dict(
-                pid=pid, lo=row.visit_date - timedelta(days=span), hi=row.visit_date + timedelta(days=span)))).fetchall()
+            _, visits = await store.lock_person(row.person_id, today, row.visit_date, span)
             try:
                 brules.check_limits([brules.Visit(*v) for v in visits],
                                     brules.Visit(row.hospital_id, row.department_id, row.visit_date))
             except DomainError:
                 raise Refused from None
-            async with psycopg.AsyncClientCursor(c) as cc:  # the booking, its place and the commit
-                await cc.execute(pa.BOOK_PLACE, dict(
-                    serial_number=f"{row.visit_date:%y%m%d}{random.randrange(10**10):010d}", account_id=account_id,
-                    patient_id=patient_id, person_id=pid, slot_id=slot_id, session_id=row.session_id,
-                    hospital_id=row.hospital_id, department_id=row.department_id, doctor_id=row.doctor_id,
-                    visit_date=row.visit_date, period=row.period, period_start=row.slot_start,
-                    period_end=row.slot_end, seq=row.seq, number_type=row.number_type, fee=row.fee,
-                    insurance_type="self_pay", created_at=created, status="booked", rescheduled_from_id=None))
-                if await cc.fetchone() is None:
-                    raise Refused
+            _, places_left = await store.book_place(dict(
+                serial_number=f"{row.visit_date:%y%m%d}{random.randrange(10**10):010d}", account_id=account_id,
+                patient_id=patient_id, person_id=row.person_id, slot_id=slot_id, session_id=row.session_id,
+                hospital_id=row.hospital_id, department_id=row.department_id, doctor_id=row.doctor_id,
+                visit_date=row.visit_date, period=row.period, period_start=row.slot_start,
+                period_end=row.slot_end, seq=row.seq, number_type=row.number_type, fee=row.fee,
+                insurance_type="self_pay", created_at=now, status="booked", rescheduled_from_id=None))
+            if places_left is None:
+                raise Refused
         finally:
             await c.rollback()  # after a refusal; a no-op once committed
 
     async with AsyncConnectionPool(url, min_size=conns, max_size=conns, open=False,
-                                   kwargs=dict(autocommit=True)) as pool:
+                                   kwargs=dict(autocommit=True), configure=pa.prepare) as pool:
         await pool.wait()
         end = loop.time() + seconds
 

@@ -1,8 +1,9 @@
 """The booking transaction on the event loop, on PostgreSQL: the release-time path.
 
 `service.booking_steps` holds the rules; here psycopg's async connections carry them out, answering each
-step as `repository.BookingStore` does through SQLAlchemy (the last step in one statement where the
-repository has two, committed in the same round trip: see BOOK_PLACE). At the release instant a booking's own
+step as `repository.BookingStore` does through SQLAlchemy, in three round trips where the repository takes
+seven: the transaction's start with the slot, the person's lock with their visits, and the booking with its
+place and the commit (see BEGIN_SLOT, LOCK_AND_VISITS, BOOK_PLACE). At the release instant a booking's own
 CPU is the limit: run in a worker thread through SQLAlchemy Core it cost ~2.5 ms, plus the hand-offs of the
 GIL between the event loop and the booking threads; here it is plain statements on the loop, no thread.
 The statements are written out in SQL (the same as the repository's, which tests/api/test_pg_async.py
@@ -14,12 +15,13 @@ SQLite go through the repository in a thread, as before.
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 
 import psycopg
-from psycopg.rows import namedtuple_row
+from psycopg.rows import namedtuple_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from guahao.booking.repository import integrity_code
@@ -52,6 +54,34 @@ RETURNING (SELECT max(ends_on) FROM bans WHERE person_id = %(pid)s AND lifted_at
 VISITS_NEAR = f"""
 SELECT hospital_id, department_id, visit_date FROM bookings
 WHERE person_id = %(pid)s AND status IN ({_ACTIVE}) AND visit_date BETWEEN %(lo)s AND %(hi)s"""
+
+
+def _prepared(name: str, sql: str) -> tuple[str, str]:
+    """(PREPARE once per connection, EXECUTE with the statement's named parameters): several statements
+    go in one simple-protocol round trip (values bound client-side), and the server still parses and
+    plans each only once per connection."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+    body = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    return f"PREPARE {name} AS {body}", f"EXECUTE {name}({', '.join(f'%({n})s' for n in names)})"
+
+
+_PREPARE_SLOT, _SLOT = _prepared("guahao_slot_for_booking", SLOT_FOR_BOOKING)
+_PREPARE_CARD, _CARD = _prepared("guahao_has_visit_card", HAS_VISIT_CARD)
+_PREPARE_LOCK, _LOCK = _prepared("guahao_lock_person", LOCK_PERSON)
+_PREPARE_NEAR, _NEAR = _prepared("guahao_visits_near", VISITS_NEAR)
+PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR))
+# Round trips of a booking: the transaction's start and the slot; the person's lock and visits; the
+# booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
+BEGIN_SLOT = f"BEGIN; {_SLOT}"
+LOCK_AND_VISITS = f"{_LOCK}; {_NEAR}"
+
+
+async def prepare(conn: psycopg.AsyncConnection) -> None:
+    """Prepare the booking's statements on a new connection (the pool's `configure`)."""
+    async with psycopg.AsyncClientCursor(conn) as cur:
+        await cur.execute(PREPARE)
+
+
 BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "slot_id", "session_id",
                    "hospital_id", "department_id", "doctor_id", "visit_date", "period", "period_start",
                    "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
@@ -81,14 +111,15 @@ class BookingStore:
         self.on_person = on_person
         self.on_slot = on_slot
 
-    async def _one(self, sql: str, params: dict, row_factory=None):
-        async with self.conn.cursor(row_factory=row_factory) as cur:
-            await cur.execute(sql, params)
-            return await cur.fetchone()
+    def _cursor(self, row_factory=None) -> psycopg.AsyncClientCursor:
+        return psycopg.AsyncClientCursor(self.conn, row_factory=row_factory or tuple_row)
 
     async def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
-        row = await self._one(SLOT_FOR_BOOKING, dict(slot_id=slot_id, account_id=account_id,
-                                                     patient_id=patient_id), namedtuple_row)
+        """The first step: begins the transaction in the same round trip."""
+        async with self._cursor(namedtuple_row) as cur:
+            await cur.execute(BEGIN_SLOT, dict(slot_id=slot_id, account_id=account_id, patient_id=patient_id))
+            cur.nextset()
+            row = await cur.fetchone()
         if row is None:
             return None
         if self.on_slot is not None:
@@ -101,17 +132,19 @@ class BookingStore:
             await self.on_person(person_id)
 
     async def has_visit_card(self, patient_id: int, hospital_id: int) -> bool:
-        return await self._one(HAS_VISIT_CARD, dict(patient_id=patient_id, hospital_id=hospital_id)) is not None
+        async with self._cursor() as cur:
+            await cur.execute(_CARD, dict(patient_id=patient_id, hospital_id=hospital_id))
+            return await cur.fetchone() is not None
 
-    async def lock_person(self, person_id: int, today: date) -> date | None:
-        row = await self._one(LOCK_PERSON, dict(pid=person_id, today=today))
-        return None if row is None else row[0]
-
-    async def person_visits_near(self, person_id: int, around: date, span: int):
-        async with self.conn.cursor() as cur:
-            await cur.execute(VISITS_NEAR, dict(pid=person_id, lo=around - timedelta(days=span),
-                                                hi=around + timedelta(days=span)))
-            return await cur.fetchall()
+    async def lock_person(self, person_id: int, today: date, around: date, span: int):
+        """(end of the person's ban or None, their active visits within `span` days of `around`): the
+        lock, then the read under it, in one round trip."""
+        async with self._cursor() as cur:
+            await cur.execute(LOCK_AND_VISITS, dict(pid=person_id, today=today, lo=around - timedelta(days=span),
+                                                    hi=around + timedelta(days=span)))
+            row = await cur.fetchone()
+            cur.nextset()
+            return None if row is None else row[0], await cur.fetchall()
 
     async def book_place(self, values: dict) -> tuple[int | None, int | None]:
         """Commits: the transaction's last step (see BOOK_PLACE). A unique index's refusal raises, and
@@ -119,7 +152,7 @@ class BookingStore:
         params = {c: values.get(c) for c in BOOKING_COLUMNS}
         params["created_at"] = stored_utc(values["created_at"])
         try:
-            async with psycopg.AsyncClientCursor(self.conn) as cur:
+            async with self._cursor() as cur:
                 await cur.execute(BOOK_PLACE, params)
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation as e:
@@ -167,7 +200,8 @@ class Bookings:
             self._loop = loop
             self._pool = AsyncConnectionPool(
                 self.conninfo, min_size=self.size, max_size=self.size, open=False, timeout=self.timeout,
-                kwargs=dict(self.connect_args, autocommit=True), check=self._check, reset=self._rested)
+                kwargs=dict(self.connect_args, autocommit=True), configure=prepare, check=self._check,
+                reset=self._rested)
         return self._pool
 
     async def open(self) -> None:
@@ -189,8 +223,7 @@ class Bookings:
         await self.open()
         steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type)
         async with self.pool().connection() as conn:
-            # Begun and ended here, not with conn.transaction(): the last step commits (see BOOK_PLACE).
-            await conn.execute("BEGIN")
+            # Not conn.transaction(): the first step begins (BEGIN_SLOT) and the last commits (BOOK_PLACE).
             try:
                 return await run_steps(steps, BookingStore(conn, on_person, on_slot))
             finally:

@@ -170,11 +170,10 @@ class BookingStore:
     def has_visit_card(self, patient_id: int, hospital_id: int) -> bool:
         return has_visit_card(self.s, patient_id, hospital_id)
 
-    def lock_person(self, person_id: int, today: date) -> date | None:
-        return lock_person(self.s, person_id, today)
-
-    def person_visits_near(self, person_id: int, around: date, span: int):
-        return person_visits_near(self.s, person_id, around, span)
+    def lock_person(self, person_id: int, today: date, around: date, span: int):
+        """(end of the person's ban or None, their active visits within `span` days of `around`)."""
+        banned_until = lock_person(self.s, person_id, today)
+        return banned_until, person_visits_near(self.s, person_id, around, span)
 
     def book_place(self, values: dict) -> tuple[int, int | None]:
         """Insert the booking, then take its session's place (None: there was none; the caller's

@@ -69,8 +69,10 @@ def booking_steps(
         raise DomainError("VISIT_CARD_REQUIRED")
 
     today = local(now).date()
-    rules.check_not_banned(today, (yield ("lock_person", slot.person_id, today)))
-    near = yield ("person_visits_near", slot.person_id, slot.visit_date, rules.limit_span(policy))
+    # The person's row lock (their bookings one at a time), the end of any ban, and then, under the lock,
+    # their active bookings near the visit date: one step, so a store can ask all of it in one round trip.
+    banned_until, near = yield ("lock_person", slot.person_id, today, slot.visit_date, rules.limit_span(policy))
+    rules.check_not_banned(today, banned_until)
     rules.check_limits([rules.Visit(*r) for r in near],
                        rules.Visit(slot.hospital_id, slot.department_id, slot.visit_date), policy)
 

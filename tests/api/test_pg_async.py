@@ -16,7 +16,7 @@ from sqlalchemy import text
 from guahao.accounts.models import Ban, VisitCard
 from guahao.booking import repository as repo
 from guahao.booking import service
-from guahao.booking.pg_async import BookingStore, Bookings
+from guahao.booking.pg_async import BookingStore, Bookings, prepare
 from guahao.booking.pg_async import run_steps as run_async
 from guahao.catalog.models import Hospital
 from guahao.errors import DomainError, api_error
@@ -60,10 +60,19 @@ def _bookings(pg, size=2, **kw) -> Bookings:
     return Bookings(pg.pg_conninfo, size, pg.pg_connect_args, **kw)
 
 
+async def _connect(pg):
+    c = await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True, **pg.pg_connect_args)
+    await prepare(c)  # as the pool's `configure` does
+    return c
+
+
 async def _on_conn(pg, work):
-    async with await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True, **pg.pg_connect_args) as c:
-        async with c.transaction(force_rollback=True):
+    """A store's first step begins the transaction; rolled back whatever it did."""
+    async with await _connect(pg) as c:
+        try:
             return await work(BookingStore(c))
+        finally:
+            await c.rollback()
 
 
 def _via_repository(pg, steps):
@@ -87,8 +96,7 @@ def _outcome(run):
 
 async def _book_on_loop(pg, steps):
     """As Bookings.book does, on a connection of its own."""
-    async with await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True, **pg.pg_connect_args) as c:
-        await c.execute("BEGIN")
+    async with await _connect(pg) as c:
         try:
             return await run_async(steps, BookingStore(c))
         finally:
@@ -304,3 +312,32 @@ def test_no_place_left_at_the_last_step_books_nothing(pg, world):
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
         assert s.execute(text("SELECT booked, capacity FROM clinic_sessions WHERE id = :i"),
                          dict(i=sid)).one() == (3, 3)
+
+
+def test_a_booking_is_three_round_trips_of_statements_prepared_once_per_connection(pg, world, monkeypatch):
+    sent = []
+    execute = psycopg.AsyncClientCursor.execute
+
+    async def counted(self, query, params=None, **kw):
+        sent.append(query)
+        return await execute(self, query, params, **kw)
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counted)
+    a, b = world["people"][0], world["people"][1]
+
+    async def run():
+        bookings = _bookings(pg, size=1)
+        try:
+            first = await bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"], "local")
+            second = await bookings.book(NOW, b["account"], world["slots"][0][1], b["patient"], "local")
+            return first, second
+        finally:
+            await bookings.close()
+    first, second = asyncio.run(run())
+    assert (first.places_left, second.places_left) == (2, 1)
+    assert sum(q.startswith("PREPARE") for q in sent) == 1  # one connection, prepared once
+    booking = [q for q in sent if not q.startswith("PREPARE")]
+    assert len(booking) == 6  # three round trips each
+    assert booking[0].startswith("BEGIN; EXECUTE guahao_slot_for_booking(")
+    assert booking[1].startswith("EXECUTE guahao_lock_person(") and "EXECUTE guahao_visits_near(" in booking[1]
+    assert "INSERT INTO bookings" in booking[2] and booking[2].rstrip().endswith("COMMIT")
+    assert booking[3:] == booking[:3]

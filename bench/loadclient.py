@@ -9,6 +9,7 @@ subset our server answers with (no chunked bodies, no redirects, no TLS); anythi
 """
 
 import asyncio
+import time
 
 _HDR_END = b"\r\n\r\n"
 
@@ -51,11 +52,12 @@ class _Conn(asyncio.Protocol):
         total = end + 4 + length
         if len(buf) < total:
             return
+        arrival = time.perf_counter()
         body = bytes(buf[end + 4:total])
         del buf[:total]
         waiter, self.waiter = self.waiter, None
         if not waiter.done():
-            waiter.set_result((int(head[9:12]), head, body))
+            waiter.set_result((int(head[9:12]), head, body, arrival))
 
     def _fail(self, exc):
         waiter, self.waiter = self.waiter, None
@@ -108,10 +110,12 @@ class Client:
         lines.append(b"\r\n")
         return b"".join(lines) + body
 
-    async def send(self, raw: bytes) -> tuple[int, bytes, bytes]:
+    async def send(self, raw: bytes) -> tuple[int, bytes, bytes, float]:
         """Send a pre-built request on an idle connection; the caller holds `slot()`.
 
-        Returns (status, lower-cased head, body). Raises asyncio.TimeoutError or ConnectionFailed."""
+        Returns (status, lower-cased head, body, arrival): `arrival` is when the protocol had read the whole
+        answer (time.perf_counter), before this generator's own scheduling resumes the caller. Raises
+        asyncio.TimeoutError or ConnectionFailed."""
         loop = asyncio.get_running_loop()
         conn = None
         while self._idle:

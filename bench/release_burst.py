@@ -401,6 +401,8 @@ def summary(result: dict) -> str:
             f"losing {_lat(lat['book_losing'])}",
             f"                              read (storm) {_lat(lat['read_storm'])}  read (burst) "
             f"{_lat(lat['read_burst'])}",
+            f"                              book, until the patient's coroutine resumed (+ the generator's own "
+            f"delay) {_lat(lat.get('book_as_seen_by_patients', {}))}",
             f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
             f"answers {b['answer_codes']}",
             f"  DB check: bookings {v['bookings']}/{v['expected']}, slots twice {v['slots_held_twice']}, "

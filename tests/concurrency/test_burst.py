@@ -52,12 +52,21 @@ def _assert_correct(sc, analysis, verification):
     assert analysis["answer_codes"].get("SESSION_FULL", 0) > 0
 
 
+def _assert_timed(recs, analysis):
+    """Each answer is timed from its write to its arrival, which the patient's coroutine sees no earlier."""
+    assert all(r.t0 <= r.t1 <= r.seen for r in recs)
+    lat = analysis["latency_ms"]
+    assert lat["book"]["n"] == lat["book_as_seen_by_patients"]["n"] == sum(r.kind == "book" for r in recs)
+    assert lat["book"]["p50"] <= lat["book_as_seen_by_patients"]["p50"]
+
+
 def test_small_burst_with_redis_gate(db, live_server_factory):
     if not _redis_up():
         pytest.skip("Redis not reachable at 127.0.0.1:6379")
     srv = live_server_factory(redis_url=REDIS)
     sc, world, recs, analysis, verification = _run(db, srv.url)
     _assert_correct(sc, analysis, verification)
+    _assert_timed(recs, analysis)
     assert srv.app.state.gate.subscribed
 
 

@@ -387,7 +387,7 @@ def summary(result: dict) -> str:
              result["note"], ""]
     for run in result["runs"]:
         b, v, r = run["burst"], run["verification"], run["ratios"]
-        lat = b["latency_ms"]
+        lat, slow = b["latency_ms"], b.get("slow_attempts", {})
         lines += [
             f"[{run['database']}{' + Redis' if run['redis'] else ''}] {b['patients']} patients, {b['numbers']} "
             f"numbers, skew {run['scenario']['skew']}, {run['scenario']['connections']} connections, "
@@ -403,6 +403,8 @@ def summary(result: dict) -> str:
             f"{_lat(lat['read_burst'])}",
             f"                              book, until the patient's coroutine resumed (+ the generator's own "
             f"delay) {_lat(lat.get('book_as_seen_by_patients', {}))}",
+            f"  attempts slower than 100 ms: {slow.get('over_100ms')} ({slow.get('sent_before_sold_out')} sent "
+            f"before sold out); p99 < 100 ms allows {slow.get('allowed_by_p99')}",
             f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
             f"answers {b['answer_codes']}",
             f"  DB check: bookings {v['bookings']}/{v['expected']}, slots twice {v['slots_held_twice']}, "

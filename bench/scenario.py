@@ -434,6 +434,13 @@ def analyze(recs: list[Rec], sc: Scenario, world: World) -> dict:
             # own scheduling delay (one asyncio process for 5,000 patients on the server's cores).
             book_as_seen_by_patients=percentiles([r.seen - r.t0 for r in books]),
         ),
+        # Where the p99 target is lost: attempts answered in more than 100 ms, sent before the last number
+        # was booked (the database's wave) and after it (every answer then comes from the gate).
+        slow_attempts=dict(
+            over_100ms=sum(1 for r in books if r.t1 - r.t0 > 0.1),
+            sent_before_sold_out=sum(1 for r in books if r.t1 - r.t0 > 0.1 and r.t0 < (sold_out_at or end)),
+            allowed_by_p99=len(books) // 100,
+        ),
     )
 
 

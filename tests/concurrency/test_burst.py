@@ -58,6 +58,9 @@ def _assert_timed(recs, analysis):
     lat = analysis["latency_ms"]
     assert lat["book"]["n"] == lat["book_as_seen_by_patients"]["n"] == sum(r.kind == "book" for r in recs)
     assert lat["book"]["p50"] <= lat["book_as_seen_by_patients"]["p50"]
+    slow = analysis["slow_attempts"]
+    assert slow["over_100ms"] == sum(r.kind == "book" and r.t1 - r.t0 > 0.1 for r in recs)
+    assert 0 <= slow["sent_before_sold_out"] <= slow["over_100ms"]
 
 
 def test_small_burst_with_redis_gate(db, live_server_factory):

@@ -49,11 +49,12 @@ def routers():
 
 def _release_gate(app: FastAPI, settings: Settings) -> None:
     """Per-process memory of sure refusals and availability pages (guahao/release/gate.py)."""
-    from guahao.release.availability import AvailabilityCache
+    from guahao.release.availability import AvailabilityCache, Renderings
     from guahao.release.fastlane import FastLane
     from guahao.release.gate import Gate
 
     app.state.availability = AvailabilityCache()
+    app.state.renderings = Renderings()
     app.state.gate = Gate(settings.redis_url, settings.redis_prefix)
     app.state.gate.attach(app.state.db.engine)
     app.state.gate.on_change(app.state.availability.invalidate)

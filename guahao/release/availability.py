@@ -6,13 +6,15 @@ announced by another process (the gate's Redis channel). Remaining counts are th
 than the truth was `ttl` seconds earlier, even with Redis down. Any other write committed by this process
 (staff changing a schedule, say) empties the cache of this process; other processes see such changes
 within `ttl`. One request per page and process renders
-it; the others wait for that rendering instead of each reading the database.
+it; the others wait for that rendering instead of each reading the database — on the event loop
+(`Renderings`), not each in a thread of its own, and in the fast lane, not through the framework.
 """
 
+import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -82,6 +84,38 @@ class AvailabilityCache:
         if not 0 <= (now - page.now).total_seconds() < self.ttl:
             return None
         return page
+
+
+class Renderings:
+    """The page renderings in progress on this process's event loop, by page key.
+
+    When a page expires under the refresh storm, every refresh that arrives before its new rendering is
+    done misses the cache: each used to go through the framework's route and hold a worker thread waiting
+    on the cache's lock (hundreds per expiry at T, measured in bench/release_burst.py). They await the one
+    rendering instead."""
+
+    def __init__(self):
+        self._loop = None
+        self._tasks: dict = {}
+
+    async def page(self, key, start: Callable[[], Awaitable[Page]]) -> Page:
+        """The rendering of `key` in progress, or one started with `start()`."""
+        tasks = self._here()
+        task = tasks.get(key)
+        if task is None:
+            task = tasks[key] = asyncio.ensure_future(start())
+            task.add_done_callback(lambda t: tasks.pop(key) if tasks.get(key) is t else None)
+        # A waiter that goes away (its client disconnected) does not cancel the others' rendering.
+        return await asyncio.shield(task)
+
+    def in_progress(self, key) -> asyncio.Future | None:
+        return self._here().get(key)
+
+    def _here(self) -> dict:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # one loop per server process; tests may start several
+            self._loop, self._tasks = loop, {}
+        return self._tasks
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -7,8 +7,8 @@ included router to match a path: ~0.3–0.7 ms per request over this app's 140 r
 bench/asgi_cost.py), and CPU is the limit. This ASGI middleware serves exactly these two requests itself and
 hands everything else, untouched, to the application:
 
-- `GET /api/v1/slots` whose page is fresh in the availability cache (same key, same freshness rule, same
-  ETag / 304 / Cache-Control as the route);
+- `GET /api/v1/slots` whose page is fresh in the availability cache, or being rendered by the route for an
+  earlier request (same key, same freshness rule, same ETag / 304 / Cache-Control as the route);
 - `POST /api/v1/appointments` with a valid account token, no Idempotency-Key, and a small JSON body of
   exactly the route's fields and types: served by the route's own `booking.api.attempt` (rate limits,
   gate, database), with the route's error answers (`errors.api_error`).
@@ -16,6 +16,7 @@ hands everything else, untouched, to the application:
 Anything it cannot parse strictly, or any doubt, falls through to the route, which gives the full answer.
 """
 
+import asyncio
 import json
 import logging
 from datetime import date
@@ -62,7 +63,13 @@ class FastLane:
         now = self.state.clock.now()
         page = self.state.availability.peek(key, now)
         if page is None:
-            return False
+            rendering = self.state.renderings.in_progress(key)
+            if rendering is None:
+                return False  # the route renders it, and answers whatever goes wrong
+            try:
+                page = await asyncio.shield(rendering)
+            except Exception:
+                return False
         from guahao.schedule.api import CACHE_CONTROL
 
         headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}

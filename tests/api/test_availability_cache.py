@@ -87,3 +87,45 @@ def test_a_refresh_before_the_release_gets_the_patients_token_checked_ahead(clie
     assert _verified_claims.cache_info().hits == 1
     refresh({"Authorization": "Bearer " + token[:-4] + "AAAA"})
     assert _verified_claims.cache_info().currsize == 1
+
+
+def test_refreshes_that_miss_the_cache_together_take_one_thread_and_one_rendering(app, db, monkeypatch):
+    """The page has expired and 40 refreshes arrive while it is rendered again: one of them renders (in a
+    worker thread), the others wait for it on the event loop, and all get the same page."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    from guahao.schedule import api as schedule_api
+
+    with db.transaction() as s:
+        d = f.department(s, f.hospital(s))
+        f.session(s, f.doctor(s, d), D1, capacity=3)
+    cache, renders, cache_calls = app.state.availability, [], []
+    original_get, original_render = cache.get, schedule_api.availability
+
+    def counted_get(*args):
+        cache_calls.append(threading.get_ident())
+        return original_get(*args)
+
+    def slow_render(*args):
+        renders.append(1)
+        threading.Event().wait(0.2)  # a rendering under load: refreshes keep arriving meanwhile
+        return original_render(*args)
+    monkeypatch.setattr(cache, "get", counted_get)
+    monkeypatch.setattr(schedule_api, "availability", slow_render)
+
+    async def storm():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            url = f"/api/v1/slots?department_id={d.id}&date={D1}"
+            first = asyncio.create_task(c.get(url))
+            await asyncio.sleep(0.05)  # the first refresh is rendering the page
+            rest = [asyncio.create_task(c.get(url)) for _ in range(39)]
+            return await asyncio.gather(first, *rest)
+    with time_machine.travel(NOW, tick=True):
+        answers = asyncio.run(storm())
+    assert [r.status_code for r in answers] == [200] * 40
+    assert len({r.headers["etag"] for r in answers}) == 1
+    assert len(renders) == 1 and len(cache_calls) == 1

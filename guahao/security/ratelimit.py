@@ -107,44 +107,47 @@ class RedisBackend:
 
 
 class _Batches:
-    """Counts from one event loop gathered into one script call per round trip.
+    """Counts from one event loop gathered into one script call per loop iteration.
 
     At the release instant hundreds of booking attempts arrive within milliseconds, and a round trip
     through redis-py's asyncio client costs more CPU than the counting itself (a quarter of a refused
     attempt's CPU, profiled at T). The script counts its keys one after another, so a batch answers each
-    caller exactly as its own call would have; while one batch is at Redis the next one gathers."""
+    caller exactly as its own call would have. A batch leaves with the loop's next turn, without waiting
+    for the one before it to come back (Redis runs scripts one at a time, each atomically): a caller waits
+    for one round trip, not for the end of someone else's first."""
 
     def __init__(self, script):
         self.script = script
         self.waiting: list[tuple[list[str], list[int], asyncio.Future]] = []
-        self.sender: asyncio.Task | None = None
+        self.gathering = False
+        self.sending: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     async def hit(self, keys: list[str], windows_ms: list[int]) -> list:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append((keys, windows_ms, future))
-        if self.sender is None:
-            self.sender = asyncio.get_running_loop().create_task(self._send())
+        if not self.gathering:
+            self.gathering = True
+            task = loop.create_task(self._send())
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
         return await future
 
     async def _send(self) -> None:
+        # Runs the loop's turn after the first caller: everyone who arrived meanwhile goes in this batch.
+        batch, self.waiting, self.gathering = self.waiting, [], False
         try:
-            while self.waiting:
-                batch, self.waiting = self.waiting, []
-                try:
-                    flat = await self.script(keys=[k for b in batch for k in b[0]],
-                                             args=[w for b in batch for w in b[1]])
-                except Exception as e:  # every caller falls back on its own (RateLimiter._hit_async)
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(e)
-                    continue
-                at = 0
-                for keys, _, future in batch:
-                    if not future.done():
-                        future.set_result(flat[at:at + 2 * len(keys)])
-                    at += 2 * len(keys)
-        finally:
-            self.sender = None
+            flat = await self.script(keys=[k for b in batch for k in b[0]], args=[w for b in batch for w in b[1]])
+        except Exception as e:  # every caller falls back on its own (RateLimiter._hit_async)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        at = 0
+        for keys, _, future in batch:
+            if not future.done():
+                future.set_result(flat[at:at + 2 * len(keys)])
+            at += 2 * len(keys)
 
 
 def _pairs(flat) -> list[tuple[int, float]]:

@@ -288,3 +288,30 @@ def test_a_failed_batch_falls_back_to_memory_for_each_caller():
     with pytest.raises(DomainError) as e:
         limiter.hit("k", "3/60")  # the fourth, in memory while Redis is down
     assert e.value.code == "RATE_LIMITED"
+
+
+def test_a_batch_leaves_without_waiting_for_the_one_before_it():
+    """Callers arriving while a batch is at Redis go in the next loop turn's batch, not after its answer."""
+    import asyncio
+
+    from guahao.security.ratelimit import _Batches
+
+    async def main():
+        released, calls = asyncio.Event(), []
+
+        async def script(keys, args):
+            calls.append(list(keys))
+            if len(calls) == 1:
+                await released.wait()  # the first batch is slow to come back
+            return [n for _ in keys for n in (1, 60_000)]
+        batches = _Batches(script)
+        first = [asyncio.create_task(batches.hit([f"a{i}"], [60_000])) for i in range(3)]
+        await asyncio.sleep(0.01)
+        second = [asyncio.create_task(batches.hit([f"b{i}"], [60_000])) for i in range(2)]
+        done = await asyncio.wait_for(asyncio.gather(*second), 2)  # while the first batch is still out
+        assert not any(t.done() for t in first)
+        released.set()
+        return calls, done, await asyncio.gather(*first)
+    calls, second, first = asyncio.run(main())
+    assert calls == [["a0", "a1", "a2"], ["b0", "b1"]]
+    assert second == [[1, 60_000]] * 2 and first == [[1, 60_000]] * 3

@@ -315,3 +315,41 @@ def test_a_batch_leaves_without_waiting_for_the_one_before_it():
     calls, second, first = asyncio.run(main())
     assert calls == [["a0", "a1", "a2"], ["b0", "b1"]]
     assert second == [[1, 60_000]] * 2 and first == [[1, 60_000]] * 3
+
+
+def test_a_refresh_before_the_release_has_the_persons_behind_the_account_read_ahead(db, monkeypatch):
+    """The persons behind a refreshing patient's account are read in the background, so that their refused
+    attempt at T needs no look-up: the per-person limit is counted with the others, in one Redis call."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import text
+
+    from guahao.security import guards
+
+    day = date.today() + timedelta(days=2)
+    with db.transaction() as s:
+        d = f.department(s, f.hospital(s))
+        slot = f.slot_ids(s, f.session(s, f.doctor(s, d), day, capacity=1))[0]
+    url = f"/api/v1/slots?department_id={d.id}&date={day}"
+    with _client(db) as c:  # real time: the page cache counts freshness on the monotonic clock
+        first, refreshing = f.signup(c), f.signup(c)
+        with db.reading() as s:
+            account, person = s.execute(text("SELECT account_id, person_id FROM patients WHERE id = :p"),
+                                        dict(p=refreshing[1])).one()
+        assert c.post("/api/v1/appointments", headers=first[0],
+                      json=dict(slot_id=slot, patient_id=first[1])).status_code == 201  # now full
+        people = c.app.state.person_of
+        assert (account, refreshing[1]) not in people
+        assert c.get(url).status_code == 200  # the route renders and caches the page
+        assert c.get(url, headers=refreshing[0]).status_code == 200  # the fast lane serves it
+        deadline = time.monotonic() + 5
+        while (account, refreshing[1]) not in people and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert people.get((account, refreshing[1])) == person
+
+        looked_up = []
+        monkeypatch.setattr(guards.PersonLookups, "person_of", lambda *a: looked_up.append(a))
+        r = c.post("/api/v1/appointments", headers=refreshing[0],
+                   json=dict(slot_id=slot, patient_id=refreshing[1]))
+        assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_FULL"
+        assert looked_up == []  # the gate's refusal counted the per-person limit without a look-up

@@ -49,7 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--storm-seconds", type=float, default=20.0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
-    p.add_argument("--pool-size", type=int, default=4, help="database connections per worker")
+    p.add_argument("--pool-size", type=int, default=8,
+                   help="database connections per worker (8: the production default, pool 4 + overflow 4)")
     p.add_argument("--phase-seconds", type=float, default=6.0, help="total length of each ceiling measurement")
     p.add_argument("--slices", type=int, default=4, help="interleaved slices per ceiling measurement")
     p.add_argument("--port", type=int, default=8310)

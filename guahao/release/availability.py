@@ -79,11 +79,11 @@ class AvailabilityCache:
 
     def _fresh(self, key, now) -> Page | None:
         page = self._pages.get(key)
-        if page is None or time.monotonic() - page.born >= self.ttl:
-            return None
-        if not 0 <= (now - page.now).total_seconds() < self.ttl:
-            return None
-        return page
+        return page if page is not None and self.is_fresh(page, now) else None
+
+    def is_fresh(self, page: Page, now) -> bool:
+        """Within `ttl` of its database read: also asked of a page awaited from a rendering in progress."""
+        return time.monotonic() - page.born < self.ttl and 0 <= (now - page.now).total_seconds() < self.ttl
 
 
 class Renderings:

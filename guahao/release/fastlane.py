@@ -71,6 +71,8 @@ class FastLane:
                 page = await asyncio.shield(rendering)
             except Exception:
                 return False
+            if not self.state.availability.is_fresh(page, now):
+                return False
         from guahao.schedule.api import CACHE_CONTROL
 
         headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}

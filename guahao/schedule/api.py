@@ -32,8 +32,11 @@ async def slots(request: Request, department_id: OptId = None, doctor_id: OptId 
         return out.model_dump_json().encode(), frozenset(cs.id for cs in out.sessions)
 
     key = (department_id, doctor_id, date, date_to)
-    page = state.availability.peek(key, now) or await state.renderings.page(
-        key, lambda: run_in_threadpool(state.availability.get, key, now, render))
+    page = state.availability.peek(key, now)
+    if page is None:
+        page = await state.renderings.page(key, lambda: run_in_threadpool(state.availability.get, key, now, render))
+        if not state.availability.is_fresh(page, now):  # a rendering begun too long before this request
+            page = await run_in_threadpool(state.availability.get, key, now, render)
     headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
     if etag_matches(request.headers.get("if-none-match"), page.etag):
         return Response(status_code=304, headers=headers)

@@ -116,16 +116,27 @@ def test_refreshes_that_miss_the_cache_together_take_one_thread_and_one_renderin
     monkeypatch.setattr(cache, "get", counted_get)
     monkeypatch.setattr(schedule_api, "availability", slow_render)
 
-    async def storm():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            url = f"/api/v1/slots?department_id={d.id}&date={D1}"
-            first = asyncio.create_task(c.get(url))
-            await asyncio.sleep(0.05)  # the first refresh is rendering the page
-            rest = [asyncio.create_task(c.get(url)) for _ in range(39)]
-            return await asyncio.gather(first, *rest)
-    with time_machine.travel(NOW, tick=True):
-        answers = asyncio.run(storm())
+    def storm(waiters):
+        async def run():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                url = f"/api/v1/slots?department_id={d.id}&date={D1}"
+                first = asyncio.create_task(c.get(url))
+                await asyncio.sleep(0.05)  # the first refresh is rendering the page
+                rest = [asyncio.create_task(c.get(url)) for _ in range(waiters)]
+                return await asyncio.gather(first, *rest)
+        with time_machine.travel(NOW, tick=True):
+            return asyncio.run(run())
+    answers = storm(39)
     assert [r.status_code for r in answers] == [200] * 40
     assert len({r.headers["etag"] for r in answers}) == 1
     assert len(renders) == 1 and len(cache_calls) == 1
+
+    # A rendering slower than the freshness bound: its page is too old for those who waited, who get a
+    # page rendered again rather than counts older than the bound.
+    cache.clear()
+    renders.clear()
+    cache.ttl = 0.1
+    answers = storm(2)
+    assert [r.status_code for r in answers] == [200] * 3
+    assert len(renders) >= 2

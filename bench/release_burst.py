@@ -21,6 +21,7 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -121,8 +122,13 @@ def start_server(args, db_url: str, redis_url: str | None, server_now: datetime,
         cmd = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(args.port),
                "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
                "--backlog", "4096", "guahao.asgi:app"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    # The server's log goes to a file, never to a pipe nobody reads while the load runs: a full pipe blocks
+    # the worker writing to it (a burst of tracebacks once stalled requests for 30 s that way).
+    log_path = Path(tempfile.gettempdir()) / f"guahao-bench-server-{args.port}.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file,
+                                start_new_session=True)
+    proc.log_path = log_path
     import httpx
 
     for _ in range(300):
@@ -133,7 +139,7 @@ def start_server(args, db_url: str, redis_url: str | None, server_now: datetime,
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
         time.sleep(0.1)
     stop_server(proc)
     raise RuntimeError("server did not answer /healthz within 30 s")
@@ -331,6 +337,9 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         out["db_connections"] = args.workers * args.pool_size
     finally:
         stop_server(proc)
+    log_text = proc.log_path.read_text(errors="replace")
+    out["server_log"] = dict(path=str(proc.log_path), tracebacks=log_text.count("Traceback"),
+                             error_lines=sum(" ERROR " in ln or ln.startswith("ERROR") for ln in log_text.splitlines()))
     db.dispose()
     b = out["burst"]
     hb = out.get("http_booking_phase", {}).get("rate")
@@ -408,6 +417,8 @@ def summary(result: dict) -> str:
             f"before sold out); p99 < 100 ms allows {slow.get('allowed_by_p99')}",
             f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
             f"answers {b['answer_codes']}",
+            f"  server log: {run.get('server_log', {}).get('tracebacks')} tracebacks, "
+            f"{run.get('server_log', {}).get('error_lines')} error lines ({run.get('server_log', {}).get('path')})",
             f"  DB check: bookings {v['bookings']}/{v['expected']}, slots twice {v['slots_held_twice']}, "
             f"over capacity {v['sessions_over_capacity']}, counter mismatches {v['session_counter_mismatches']}, "
             f"limit breaches {v['limit_breaches'] or 0}, false successes {v['false_success_answers']}, "

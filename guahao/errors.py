@@ -119,9 +119,10 @@ def _db_away(exc: Exception) -> bool:
     import psycopg
     from psycopg_pool import PoolTimeout
     from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolExhausted  # every connection of the pool busy too long
 
-    return isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-                            PoolTimeout))
+    return isinstance(exc, (OperationalError, InterfaceError, PoolExhausted, psycopg.OperationalError,
+                            psycopg.InterfaceError, PoolTimeout))
 
 
 def install_handlers(app) -> None:

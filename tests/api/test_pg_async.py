@@ -272,6 +272,22 @@ def test_a_cancelled_booking_leaves_no_lock_behind(pg, world):
     assert view.Booking.patient_id == b["patient"] and view.places_left == 2
 
 
+def test_a_pool_with_every_connection_busy_too_long_answers_503(pg):
+    """SQLAlchemy's pool gives up waiting for a connection with its own TimeoutError, not a driver error:
+    the database is busy, not the request wrong — 503 with Retry-After, as for a database that is away."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(pg.url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    try:
+        with engine.connect():
+            with pytest.raises(Exception) as e:
+                engine.connect()
+    finally:
+        engine.dispose()
+    r = api_error(e.value)
+    assert r.status_code == 503 and b"SERVICE_UNAVAILABLE" in r.body and "Retry-After" in r.headers
+
+
 def test_an_unreachable_database_answers_503(pg):
     async def run():
         bookings = Bookings("postgresql://postgres@127.0.0.1:1/test", 1, timeout=0.5)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 
 import psycopg
-from psycopg.rows import namedtuple_row, tuple_row
+from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from guahao.booking.repository import integrity_code
@@ -112,7 +112,8 @@ class BookingStore:
         self.on_slot = on_slot
 
     def _cursor(self, row_factory=None) -> psycopg.AsyncClientCursor:
-        return psycopg.AsyncClientCursor(self.conn, row_factory=row_factory or tuple_row)
+        # Client-side binding: several statements go in one simple-protocol message.
+        return psycopg.AsyncClientCursor(self.conn, row_factory=row_factory)
 
     async def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
         """The first step: begins the transaction in the same round trip."""

@@ -125,10 +125,16 @@ class PersonLookups:
     def _read(self, pairs: list[tuple[int, int]]) -> dict:
         from guahao.accounts.models import Patient
 
-        with self.db.reading() as s:
-            rows = s.execute(select(Patient.account_id, Patient.id, Patient.person_id)
-                             .where(Patient.id.in_({p for _, p in pairs}))).all()
+        rows = _persons(self.db, Patient.id.in_({p for _, p in pairs}))
         return {(a, p): person for a, p, person in rows}
+
+
+def _persons(db, where) -> list:
+    """(account id, patient id, person id) of the patients `where` selects (on a worker thread)."""
+    from guahao.accounts.models import Patient
+
+    with db.reading() as s:
+        return s.execute(select(Patient.account_id, Patient.id, Patient.person_id).where(where)).all()
 
 
 def _answer(batch: dict, answer) -> None:
@@ -203,9 +209,7 @@ class PeopleAhead:
     def _read(self, accounts: list[int]) -> list:
         from guahao.accounts.models import Patient
 
-        with self.state.db.reading() as s:
-            return s.execute(select(Patient.account_id, Patient.id, Patient.person_id)
-                             .where(Patient.account_id.in_(accounts))).all()
+        return _persons(self.state.db, Patient.account_id.in_(accounts))
 
 
 def login_attempt(request, username: str, kind: str = "account") -> None:

@@ -195,7 +195,9 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
     loop = asyncio.get_running_loop()
 
     async def book(c, account_id, patient_id, slot_id):
-        store = pa.BookingStore(c)  # the app's statements and round trips; only the rules are trimmed
+        # The app's statements and round trips (the person known ahead, as the app knows it at T); only the
+        # rules are trimmed.
+        store = pa.BookingStore(c, person_ahead=(person_of[patient_id], today, span))
         try:
             row = await store.slot_for_booking(slot_id, account_id, patient_id)
             if row.booked >= row.capacity or row.held:
@@ -221,6 +223,8 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
     async with AsyncConnectionPool(url, min_size=conns, max_size=conns, open=False,
                                    kwargs=dict(autocommit=True), configure=pa.prepare) as pool:
         await pool.wait()
+        async with pool.connection() as c:
+            person_of = dict(await (await c.execute("SELECT id, person_id FROM patients")).fetchall())
         end = loop.time() + seconds
 
         async def worker():

@@ -11,8 +11,8 @@ from guahao.booking.schemas import AppointmentIn, AppointmentOut, DoctorNamed, N
 from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
 from guahao.release.turns import turns_of
-from guahao.security.guards import (booking_attempt, booking_attempt_async, person_attempt, person_attempt_async,
-                                    person_attempt_refused)
+from guahao.security.guards import (booking_attempt, booking_attempt_async, known_person, person_attempt,
+                                    person_attempt_async, person_attempt_refused)
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -107,7 +107,8 @@ async def _book_on_loop(state, now, account_id: int, request: Request, body: App
     try:
         view = await state.pg_bookings.book(
             now, account_id, body.slot_id, body.patient_id, body.insurance_type,
-            on_person=None if person_counted else owed_limit, on_slot=gate.remember_slot)
+            on_person=None if person_counted else owed_limit, on_slot=gate.remember_slot,
+            person_id=known_person(request, account_id, body.patient_id))
     except DomainError as e:
         gate.learn(state.db, body.slot_id, e, generation)  # the slot's session is known: no query
         raise

@@ -27,6 +27,8 @@ from psycopg_pool import AsyncConnectionPool
 from guahao.booking.repository import integrity_code
 from guahao.booking.service import booking_steps
 from guahao.booking.models import ACTIVE_STATUSES
+from guahao.booking.rules import LimitPolicy, limit_span
+from guahao.clock import local
 from guahao.db import read_utc, stored_utc
 from guahao.errors import DomainError
 
@@ -74,6 +76,11 @@ PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR
 # booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
 BEGIN_SLOT = f"BEGIN; {_SLOT}"
 LOCK_AND_VISITS = f"{_LOCK}; {_NEAR}"
+# When the person behind the patient is known before the slot is read (security/guards reads it ahead of
+# the release): their lock and visits go with the slot, two round trips in all. Their visits are read from
+# a date on (no slot's date is known yet) and the ones near the visit date picked out afterwards.
+BEGIN_SLOT_LOCK = f"{BEGIN_SLOT}; {LOCK_AND_VISITS}"
+_NO_END = date(9999, 12, 31)
 
 
 async def prepare(conn: psycopg.AsyncConnection) -> None:
@@ -106,10 +113,14 @@ class BookingStore:
     """Carries out `service.booking_steps` on one psycopg async connection, inside its transaction."""
 
     def __init__(self, conn: psycopg.AsyncConnection, on_person: Callable[[int], Awaitable[None]] | None = None,
-                 on_slot: Callable[[int, int], None] | None = None):
+                 on_slot: Callable[[int, int], None] | None = None, person_ahead: tuple[int, date, int] | None = None):
+        """`person_ahead`: (the person expected behind the patient, today, the limits' span in days) to lock
+        with the slot's read (BEGIN_SLOT_LOCK); a wrong guess only costs the usual round trip."""
         self.conn = conn
         self.on_person = on_person
         self.on_slot = on_slot
+        self.person_ahead = person_ahead
+        self._locked = None  # (person id, today, visits read from, ban end, visits) taken with the slot
 
     def _cursor(self, row_factory=None) -> psycopg.AsyncClientCursor:
         # Client-side binding: several statements go in one simple-protocol message.
@@ -117,10 +128,22 @@ class BookingStore:
 
     async def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
         """The first step: begins the transaction in the same round trip."""
+        params = dict(slot_id=slot_id, account_id=account_id, patient_id=patient_id)
+        ahead = self.person_ahead
+        if ahead is not None:
+            pid, today, span = ahead
+            params.update(pid=pid, today=today, lo=today - timedelta(days=span), hi=_NO_END)
         async with self._cursor(namedtuple_row) as cur:
-            await cur.execute(BEGIN_SLOT, dict(slot_id=slot_id, account_id=account_id, patient_id=patient_id))
+            await cur.execute(BEGIN_SLOT if ahead is None else BEGIN_SLOT_LOCK, params)
             cur.nextset()
             row = await cur.fetchone()
+            if ahead is not None:
+                cur.nextset()
+                locked = await cur.fetchone()
+                cur.nextset()
+                visits = await cur.fetchall()
+                if locked is not None:  # used only for this person (lock_person)
+                    self._locked = (pid, today, params["lo"], locked[0], [tuple(v) for v in visits])
         if row is None:
             return None
         if self.on_slot is not None:
@@ -139,10 +162,14 @@ class BookingStore:
 
     async def lock_person(self, person_id: int, today: date, around: date, span: int):
         """(end of the person's ban or None, their active visits within `span` days of `around`): the
-        lock, then the read under it, in one round trip."""
+        lock, then the read under it, in one round trip — or none, when the slot's step took them."""
+        lo, hi = around - timedelta(days=span), around + timedelta(days=span)
+        if self._locked is not None:
+            pid, locked_today, read_from, banned_until, visits = self._locked
+            if (pid, locked_today) == (person_id, today) and lo >= read_from:
+                return banned_until, [v for v in visits if lo <= v[2] <= hi]
         async with self._cursor() as cur:
-            await cur.execute(LOCK_AND_VISITS, dict(pid=person_id, today=today, lo=around - timedelta(days=span),
-                                                    hi=around + timedelta(days=span)))
+            await cur.execute(LOCK_AND_VISITS, dict(pid=person_id, today=today, lo=lo, hi=hi))
             row = await cur.fetchone()
             cur.nextset()
             return None if row is None else row[0], await cur.fetchall()
@@ -217,16 +244,18 @@ class Bookings:
 
     async def book(self, now: datetime, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
                    on_person: Callable[[int], Awaitable[None]] | None = None,
-                   on_slot: Callable[[int, int], None] | None = None):
+                   on_slot: Callable[[int, int], None] | None = None, person_id: int | None = None):
         """One booking transaction (see `service.booking_steps`); the caller limits how many run at once.
         `on_person(person_id)` is awaited before any rule is checked; `on_slot(slot_id, session_id)` is
-        told which session the slot belongs to as soon as it is read."""
+        told which session the slot belongs to as soon as it is read. `person_id`: the person this process
+        already knows behind the patient, locked with the slot's read (one round trip fewer)."""
         await self.open()
         steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type)
+        ahead = None if person_id is None else (person_id, local(now).date(), limit_span(LimitPolicy()))
         async with self.pool().connection() as conn:
             # Not conn.transaction(): the first step begins (BEGIN_SLOT) and the last commits (BOOK_PLACE).
             try:
-                return await run_steps(steps, BookingStore(conn, on_person, on_slot))
+                return await run_steps(steps, BookingStore(conn, on_person, on_slot, ahead))
             finally:
                 try:
                     await conn.rollback()  # after a refusal; nothing to do once the last step committed

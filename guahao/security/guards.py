@@ -144,6 +144,11 @@ def _answer(batch: dict, answer) -> None:
                 f.set_result(answer(key))
 
 
+def known_person(request, account_id: int, patient_id: int) -> int | None:
+    """The person this process has already read behind the account's patient, if any (never a query)."""
+    return _people(request).get((account_id, patient_id))
+
+
 def _people(request) -> dict:
     """(account id, patient id) -> person id, per app."""
     return _people_of(request.app.state)

@@ -15,10 +15,12 @@ from sqlalchemy import text
 
 from guahao.accounts.models import Ban, VisitCard
 from guahao.booking import repository as repo
+from guahao.booking import rules as brules
 from guahao.booking import service
 from guahao.booking.pg_async import BookingStore, Bookings, prepare
 from guahao.booking.pg_async import run_steps as run_async
 from guahao.catalog.models import Hospital
+from guahao.clock import local
 from guahao.errors import DomainError, api_error
 from tests import factories as f
 
@@ -94,11 +96,11 @@ def _outcome(run):
     return ("booked", b, {k: getattr(view, k) for k in (*service.VIEW_NAMES, "places_left")}), booking_id
 
 
-async def _book_on_loop(pg, steps):
+async def _book_on_loop(pg, steps, person_ahead=None):
     """As Bookings.book does, on a connection of its own."""
     async with await _connect(pg) as c:
         try:
-            return await run_async(steps, BookingStore(c))
+            return await run_async(steps, BookingStore(c, person_ahead=person_ahead))
         finally:
             await c.rollback()
 
@@ -111,12 +113,23 @@ def _undo(pg, booking_id: int) -> None:
 
 
 def _both(pg, now, account, slot, patient):
+    """The repository's answer and the event loop's; the latter also with the person locked ahead (the
+    right one, another one, one that does not exist), which must not change it."""
     def steps():
         return service.booking_steps(now, account, slot, patient, "local")
     sync, _ = _outcome(lambda: _via_repository(pg, steps()))
-    on_loop, booking_id = _outcome(lambda: asyncio.run(_book_on_loop(pg, steps())))
-    if booking_id is not None:
-        _undo(pg, booking_id)
+    with pg.reading() as s:
+        person = s.execute(text("SELECT person_id FROM patients WHERE id = :p"), dict(p=patient)).scalar()
+        other = s.execute(text("SELECT min(id) FROM persons WHERE id <> :p"), dict(p=person)).scalar()
+    span = brules.limit_span(brules.LimitPolicy())
+    outcomes = set()
+    for guess in (None, person, other, 10**9):
+        ahead = None if guess is None else (guess, local(now).date(), span)
+        on_loop, booking_id = _outcome(lambda: asyncio.run(_book_on_loop(pg, steps(), ahead)))
+        if booking_id is not None:
+            _undo(pg, booking_id)
+        outcomes.add(repr(on_loop))
+    assert len(outcomes) == 1, outcomes
     return sync, on_loop
 
 
@@ -357,3 +370,58 @@ def test_a_booking_is_three_round_trips_of_statements_prepared_once_per_connecti
     assert booking[1].startswith("EXECUTE guahao_lock_person(") and "EXECUTE guahao_visits_near(" in booking[1]
     assert "INSERT INTO bookings" in booking[2] and booking[2].rstrip().endswith("COMMIT")
     assert booking[3:] == booking[:3]
+
+
+def test_the_persons_lock_taken_with_the_slot_answers_as_its_own_round_trip(pg, world):
+    """Visits read from today on (with the slot, before its date is known), then picked out around the
+    visit date, are exactly the visits read around it under the lock."""
+    c = world["people"][2]
+    with pg.transaction() as s:
+        doc_id = s.execute(text("SELECT doctor_id FROM clinic_sessions WHERE id = :i"),
+                           dict(i=world["sessions"][0])).scalar()
+        from guahao.catalog.models import Doctor
+
+        doc = s.get(Doctor, doc_id)
+        near, far = f.session(s, doc, D1 + timedelta(days=3)), f.session(s, doc, D1 + timedelta(days=95))
+        near_slot, far_slot = f.slot_ids(s, near)[0], f.slot_ids(s, far)[0]
+    with pg.transaction() as s:
+        service.book(s, NOW, c["account"], near_slot, c["patient"], "local")
+        service.book(s, NOW + timedelta(days=93), c["account"], far_slot, c["patient"], "local")
+    span = brules.limit_span(brules.LimitPolicy())
+    today = local(NOW).date()
+
+    async def answers(ahead):
+        async def work(store):
+            store.person_ahead = ahead
+            row = await store.slot_for_booking(world["slots"][0][0], c["account"], c["patient"])
+            return await store.lock_person(row.person_id, today, row.visit_date, span)
+        return await _on_conn(pg, work)
+    plain = asyncio.run(answers(None))
+    assert sorted(v[2] for v in plain[1]) == [D1 + timedelta(days=3)]  # the far visit is beyond the span
+    assert asyncio.run(answers((c["person"], today, span))) == plain
+
+
+def test_a_booking_of_a_known_person_is_two_round_trips(pg, world, monkeypatch):
+    sent = []
+    execute = psycopg.AsyncClientCursor.execute
+
+    async def counted(self, query, params=None, **kw):
+        sent.append(query)
+        return await execute(self, query, params, **kw)
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counted)
+    a = world["people"][0]
+
+    async def run():
+        bookings = _bookings(pg, size=1)
+        try:
+            return await bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"], "local",
+                                       person_id=a["person"])
+        finally:
+            await bookings.close()
+    view = asyncio.run(run())
+    assert view.places_left == 2 and view.Booking.person_id == a["person"]
+    booking = [q for q in sent if not q.startswith("PREPARE")]
+    assert len(booking) == 2
+    assert booking[0].startswith("BEGIN; EXECUTE guahao_slot_for_booking(")
+    assert "EXECUTE guahao_lock_person(" in booking[0] and "EXECUTE guahao_visits_near(" in booking[0]
+    assert "INSERT INTO bookings" in booking[1] and booking[1].rstrip().endswith("COMMIT")

@@ -76,10 +76,10 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
                                body.slot_id)
     if refusal is not None:
         return await _refused(request, refusal, account_id, body.patient_id, person_counted)
-    news = False
+    news, booked = False, None
     try:
         if idempotency_key is None and state.pg_bookings is not None and state.pg_bookings.ready():
-            response, news = await _book_on_loop(state, now, account_id, request, body, person_counted)
+            response, news, booked = await _book_on_loop(state, now, account_id, request, body, person_counted)
         else:
             response, news = await to_thread.run_sync(_book, state.db, state.gate, now, account_id,
                                                       idempotency_key, request, body, person_counted)
@@ -88,6 +88,8 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
         raise
     finally:
         await turns.give_back(news, body.slot_id)
+    if booked is not None:
+        state.gate.publish_booked_soon(*booked)  # after the turn is given back
     return response
 
 
@@ -98,7 +100,8 @@ async def _refused(request, refusal: DomainError, account_id: int, patient_id: i
 
 
 async def _book_on_loop(state, now, account_id: int, request: Request, body: AppointmentIn, person_counted: bool):
-    """The booking's transaction on the event loop (PostgreSQL, booking/pg_async.py); as `_book` returns."""
+    """The booking's transaction on the event loop (PostgreSQL, booking/pg_async.py); as `_book` returns,
+    and what the other processes are to be told: this process's gate has learned it already."""
     gate = state.gate
     generation = gate.generation
 
@@ -113,8 +116,9 @@ async def _book_on_loop(state, now, account_id: int, request: Request, body: App
         gate.learn(state.db, body.slot_id, e, generation)  # the slot's session is known: no query
         raise
     response = JSONResponse(appointment_out(view).model_dump(mode="json"), status_code=201)
-    await gate.booked_async(body.slot_id, view.Booking.session_id, view.places_left, generation)
-    return response, view.places_left == 0
+    booked = (body.slot_id, view.Booking.session_id, view.places_left)
+    gate.booked(*booked, generation, publish=False)
+    return response, view.places_left == 0, booked
 
 
 def _book(db, gate, now, account_id, idempotency_key, request, body: AppointmentIn, person_counted: bool):

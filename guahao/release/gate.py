@@ -58,6 +58,7 @@ class Gate:
         self._lock = threading.Lock()
         self._pub = None
         self._apub = None  # (event loop, redis.asyncio client)
+        self._publishing: set[asyncio.Task] = set()
         self._pub_down_until = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -155,10 +156,16 @@ class Gate:
         if publish:
             self._publish(_booked_message(session_id, slot_id, places_left))
 
-    async def booked_async(self, slot_id: int, session_id: int, places_left: int | None, generation: int) -> None:
-        """`booked` on the event loop: the publication to the other processes does not block it."""
-        self.booked(slot_id, session_id, places_left, generation, publish=False)
-        await self._publish_async(_booked_message(session_id, slot_id, places_left))
+    def publish_booked_soon(self, slot_id: int, session_id: int, places_left: int | None) -> None:
+        """Tell the other processes what `booked(..., publish=False)` taught this one, from the event loop
+        and without waiting for Redis: the winner's answer does not wait for it. A message that never
+        arrives only leaves them to learn from the database (their pages expire on their own)."""
+        if not self.redis_url:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._publish_async(_booked_message(session_id, slot_id, places_left)))
+        self._publishing.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(self._publishing.discard)
 
     def remember_slots(self, pairs) -> None:
         """(slot id, session id) pairs seen elsewhere (availability pages), so refusals need no lookup."""

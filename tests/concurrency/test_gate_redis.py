@@ -66,3 +66,20 @@ def test_a_booking_in_one_worker_is_refused_by_the_other_at_once(two_gates):
     b.booked(2, 10, 0, b.generation)  # the last place
     assert _wait(lambda: a.refusal(2, NOW) is not None, 2.0)
     assert a.refusal(1, NOW).code == "SESSION_FULL"
+
+
+def test_a_booking_on_the_event_loop_is_told_to_the_others_without_waiting_for_redis(two_gates):
+    import asyncio
+
+    a, b = two_gates
+
+    async def book_on_loop():
+        b.booked(1, 10, 0, b.generation, publish=False)  # what the booking's process learns at once
+        b.publish_booked_soon(1, 10, 0)
+        queued = len(b._publishing)  # still at Redis: the caller went on without it
+        await asyncio.gather(*b._publishing)
+        return queued
+    assert asyncio.run(book_on_loop()) == 1
+    assert b.refusal(2, NOW).code == "SESSION_FULL"
+    assert _wait(lambda: a.refusal(2, NOW) is not None, 2.0)
+    assert a.refusal(2, NOW).code == "SESSION_FULL" and not b._publishing

@@ -273,7 +273,7 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
     world = sc_mod.seed(db, sc, visit_date, server_start + timedelta(days=1), server_start)
     raw_world = None
     if raw:
-        raw_sc = sc_mod.Scenario(patients=0, sessions=10, per_session=1500)
+        raw_sc = sc_mod.Scenario(patients=0, sessions=10, per_session=2000)
         raw_world = sc_mod.seed(db, raw_sc, visit_date + timedelta(days=1), server_start - timedelta(days=1),
                                 server_start)
         # Ten dates: a patient books each raw session at most once (L1), as in the app.
@@ -330,6 +330,9 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
                     base, "POST", "/api/v1/appointments", per, sc.connections, fresh_booking)))
                 used = sum(r["requests"] for r in slices["http_booking_phase"]) + sum(
                     r["transactions"] for r in slices["raw_db_phase"])
+                if used >= len(jobs):
+                    log(f"[{kind}] every fresh number of the raw sessions is booked: no more raw slices")
+                    continue
                 r = run_loop(raw_db_rate(db_url, jobs[used:], world, args.workers * args.pool_size,
                                             sc.connections, per, server_start))
                 r["requests"], r["codes"] = r["transactions"], {"booked": r["booked"], "refused": r["refused"]}

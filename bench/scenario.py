@@ -350,6 +350,7 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
         if not patients:
             done.set_result(None)
 
+    await http.open_all()
     tasks = [asyncio.ensure_future(connection()) for _ in range(sc.connections)]
     waiting = {asyncio.ensure_future(storm_then_release()), done, *tasks}
     try:

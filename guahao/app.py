@@ -1,5 +1,6 @@
 """The FastAPI application: wires settings, database and clock, and mounts every feature's routers."""
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -71,14 +72,23 @@ def _bookings_on_loop(settings: Settings, db: Database):
     return Bookings(db.pg_conninfo, settings.db_connections, db.pg_connect_args)
 
 
+async def _warm(app: FastAPI) -> None:
+    await app.state.limiter.warm()
+    gate = getattr(app.state, "gate", None)
+    if gate is not None:
+        await gate.warm()
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     bookings = app.state.pg_bookings
     if bookings is not None:
         await bookings.open()  # connects in the background: ready before the release instant
+    warming = asyncio.ensure_future(_warm(app))  # the server's start does not wait for Redis
     try:
         yield
     finally:
+        warming.cancel()
         if bookings is not None:
             await bookings.close()
 

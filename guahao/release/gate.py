@@ -233,17 +233,28 @@ class Gate:
             self._pub = None
             self._publish_failed(e)
 
+    async def warm(self) -> None:
+        """Connect the event loop's publisher ahead (the server's start), not at the first booking."""
+        if self.redis_url:
+            try:
+                await self._publisher().ping()
+            except Exception as e:
+                self._apub = None
+                self._publish_failed(e)
+
+    def _publisher(self):
+        loop = asyncio.get_running_loop()
+        if self._apub is None or self._apub[0] is not loop:  # a client belongs to the loop that made it
+            import redis.asyncio as aredis
+
+            self._apub = (loop, aredis.Redis.from_url(self.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2))
+        return self._apub[1]
+
     async def _publish_async(self, message: str) -> None:
         if not self.redis_url or time.monotonic() < self._pub_down_until:
             return
-        loop = asyncio.get_running_loop()
         try:
-            if self._apub is None or self._apub[0] is not loop:  # a client belongs to the loop that made it
-                import redis.asyncio as aredis
-
-                self._apub = (loop, aredis.Redis.from_url(self.redis_url, socket_timeout=0.2,
-                                                          socket_connect_timeout=0.2))
-            await self._apub[1].publish(self.channel, f"{self.origin}:{message}")
+            await self._publisher().publish(self.channel, f"{self.origin}:{message}")
         except Exception as e:
             self._apub = None
             self._publish_failed(e)

@@ -353,3 +353,37 @@ def test_a_refresh_before_the_release_has_the_persons_behind_the_account_read_ah
                    json=dict(slot_id=slot, patient_id=refreshing[1]))
         assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_FULL"
         assert looked_up == []  # the gate's refusal counted the per-person limit without a look-up
+
+
+def test_the_limiter_connects_to_redis_ahead_of_the_first_attempt():
+    """The server's start opens the event loop's Redis connections: the release instant's first attempts
+    do not wait for them. Redis away: warming says so and books on as before."""
+    import asyncio
+
+    import redis
+
+    from guahao.security.ratelimit import RedisBackend
+
+    url = "redis://127.0.0.1:6379/1"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception:
+        pytest.skip("Redis not reachable")
+
+    async def warmed():
+        backend = RedisBackend(url)
+        await backend.warm(connections=5)
+        pool = backend._batches().script.registered_client.connection_pool
+        ready = [c for c in pool._available_connections if c.is_connected]
+        counts = await backend.hit_many_async(["guahao:test:warm:" + str(time.time())], [60.0])
+        return len(ready), counts
+    ready, counts = asyncio.run(warmed())
+    assert ready == 5 and counts[0][0] == 1
+
+    async def away():
+        limiter = RateLimiter("redis://127.0.0.1:1/0")
+        await limiter.warm()  # logs, does not raise
+        with pytest.raises(DomainError):
+            for _ in range(3):
+                await limiter.hit_all_async([("k", "2/60")])
+    asyncio.run(away())

@@ -229,6 +229,18 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
     done = asyncio.get_running_loop().create_future()
     finished = 0
 
+    async def send(raw: bytes) -> tuple[int, bytes, bytes, float, float]:
+        """(status, head, body, arrival, when this coroutine resumed); status 0: timeout, -1: connection lost."""
+        try:
+            status, head, body, t1 = await http.send(raw)
+            return status, head, body, t1, clock()
+        except asyncio.TimeoutError:
+            status = 0
+        except ConnectionFailed:
+            status = -1
+        t1 = clock()
+        return status, b"", b"", t1, t1
+
     async def read(p: Patient_, before_t: bool = False):
         if p.read_raw is None:
             headers = dict(p.headers)
@@ -238,17 +250,9 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
         t0 = clock()
         if t0 >= t_loop and before_t:
             return  # a refresh still queued here at T is dropped: at T the patient presses 预约
-        try:
-            status, head, body, t1 = await http.send(p.read_raw)
-            seen = clock()
-            if status == 200:
-                p.etag, p.page, p.read_raw = header(head, b"etag"), body, None
-        except asyncio.TimeoutError:
-            status, t1 = 0, clock()
-            seen = t1
-        except ConnectionFailed:
-            status, t1 = -1, clock()
-            seen = t1
+        status, head, body, t1, seen = await send(p.read_raw)
+        if status == 200:
+            p.etag, p.page, p.read_raw = header(head, b"etag"), body, None
         recs.append(Rec("read", t0 - t_loop, t1 - t_loop, status, _code(status, None), p.idx,
                         seen=seen - t_loop))
 
@@ -257,19 +261,11 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
             slot_id=slot_id, patient_id=p.patient_id, insurance_type="self_pay")).encode())
         t0 = clock()
         bid, code = 0, ""
-        try:
-            status, _, body, t1 = await http.send(raw)
-            seen = clock()
-            if status == 201:
-                bid, code = json.loads(body)["id"], "booked"
-            elif status < 500:
-                code = json.loads(body)["error"]["code"]
-        except asyncio.TimeoutError:
-            status, t1 = 0, clock()
-            seen = t1
-        except ConnectionFailed:
-            status, t1 = -1, clock()
-            seen = t1
+        status, _, body, t1, seen = await send(raw)
+        if status == 201:
+            bid, code = json.loads(body)["id"], "booked"
+        elif 0 < status < 500:
+            code = json.loads(body)["error"]["code"]
         code = code or _code(status, None)
         recs.append(Rec("book", t0 - t_loop, t1 - t_loop, status, code, p.idx, slot_id, bid, seen - t_loop))
         return code

@@ -20,7 +20,7 @@ def _booking_limits(request, account_id: int, patient_id: int | None):
     settings = request.app.state.settings
     limits = [(f"book-ip:{client_address(request)}", settings.rate_booking_ip),
               (f"book-account:{account_id}", settings.rate_booking_account)]
-    person_id = _people(request).get((account_id, patient_id)) if patient_id else None
+    person_id = known_person(request, account_id, patient_id) if patient_id else None
     if person_id is not None:
         limits.append(_person_limit(request, person_id))
     return limits, person_id is not None or not patient_id

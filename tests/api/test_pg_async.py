@@ -343,7 +343,8 @@ def test_no_place_left_at_the_last_step_books_nothing(pg, world):
                          dict(i=sid)).one() == (3, 3)
 
 
-def test_a_booking_is_three_round_trips_of_statements_prepared_once_per_connection(pg, world, monkeypatch):
+def _statements_sent(monkeypatch) -> list[str]:
+    """Every message the event-loop path sends from now on, in order (one per round trip)."""
     sent = []
     execute = psycopg.AsyncClientCursor.execute
 
@@ -351,6 +352,11 @@ def test_a_booking_is_three_round_trips_of_statements_prepared_once_per_connecti
         sent.append(query)
         return await execute(self, query, params, **kw)
     monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counted)
+    return sent
+
+
+def test_a_booking_is_three_round_trips_of_statements_prepared_once_per_connection(pg, world, monkeypatch):
+    sent = _statements_sent(monkeypatch)
     a, b = world["people"][0], world["people"][1]
 
     async def run():
@@ -402,13 +408,7 @@ def test_the_persons_lock_taken_with_the_slot_answers_as_its_own_round_trip(pg, 
 
 
 def test_a_booking_of_a_known_person_is_two_round_trips(pg, world, monkeypatch):
-    sent = []
-    execute = psycopg.AsyncClientCursor.execute
-
-    async def counted(self, query, params=None, **kw):
-        sent.append(query)
-        return await execute(self, query, params, **kw)
-    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counted)
+    sent = _statements_sent(monkeypatch)
     a = world["people"][0]
 
     async def run():

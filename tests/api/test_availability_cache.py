@@ -127,6 +127,9 @@ def test_refreshes_that_miss_the_cache_together_take_one_thread_and_one_renderin
                 return await asyncio.gather(first, *rest)
         with time_machine.travel(NOW, tick=True):
             return asyncio.run(run())
+    # Freshness is not what this part checks: a generous bound keeps a slow machine (CI rendered in > 0.5 s
+    # once, and the waiters rightly rendered again) from turning it into a timing test.
+    cache.ttl = 30
     answers = storm(39)
     assert [r.status_code for r in answers] == [200] * 40
     assert len({r.headers["etag"] for r in answers}) == 1

@@ -12,6 +12,7 @@ CODES: dict[str, tuple[int, str]] = {
     "PHONE_TAKEN": (409, "该手机号已注册"),
     "INVALID_PHONE": (422, "手机号格式不正确"),
     "INVALID_ID_NUMBER": (422, "身份证号码不正确"),
+    "INVALID_BIRTH_CERTIFICATE": (422, "出生医学证明编号应为1个字母加9位数字"),
     "INVALID_NAME": (422, "姓名应为2–30个字符"),
     "PATIENT_LIMIT": (409, "每个账号最多添加5位就诊人"),
     "PATIENT_EXISTS": (409, "该就诊人已添加"),

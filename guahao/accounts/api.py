@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
-from guahao.accounts import service
+from guahao.accounts import rules, service
 from guahao.accounts.models import Patient, Person
 from guahao.accounts.schemas import (AccountIn, AccountOut, PatientIn, PatientOut, TokenOut, VisitCardIn,
                                      VisitCardOut)
@@ -18,6 +18,8 @@ Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 def patient_out(p: Patient, person: Person, cards=()) -> PatientOut:
     return PatientOut(id=p.id, name=p.name, id_number=person.id_masked, phone=p.phone_masked,
+                      id_type="birth_certificate" if person.id_kind == rules.ID_KIND_BIRTH_CERT else "resident_id",
+                      guardian_id_number=p.guardian_id_masked,
                       relation=p.relation, insurance_type=p.insurance_type, birth_date=person.birth_date,
                       sex=person.sex, visit_cards=[VisitCardOut(hospital_id=c.hospital_id,
                                                                 card_number=c.card_number) for c in cards])
@@ -60,11 +62,14 @@ def list_patients(account_id: AccountId, s: ReadSession):
 @router.post("/patients", status_code=201, response_model=PatientOut)
 def add_patient(body: PatientIn, account_id: AccountId, db: DB, now: Now, ip: ClientIp):
     with db.transaction() as s:
+        bc = body.birth_certificate
         p = service.add_patient(s, now, account_id, body.name, body.id_number, body.phone, body.relation,
-                                body.insurance_type)
+                                body.insurance_type, bc and service.BirthCertificateIn(**bc.model_dump()))
         person = s.get(Person, p.person_id)
-        record(s, now, "account", account_id, "patient.add", "patient", p.id,
-               {"id_number": person.id_masked, "phone": p.phone_masked, "relation": p.relation}, ip=ip)
+        details = {"id_number": person.id_masked, "phone": p.phone_masked, "relation": p.relation}
+        if p.guardian_id_masked:
+            details["guardian_id_number"] = p.guardian_id_masked
+        record(s, now, "account", account_id, "patient.add", "patient", p.id, details, ip=ip)
         return patient_out(p, person)
 
 

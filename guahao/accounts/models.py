@@ -19,10 +19,12 @@ class Account(Base):
 
 
 class Person(Base):
-    """One real person, keyed by resident ID: limits, no-shows and bans follow it (A3)."""
+    """One real person, keyed by resident ID (or, for a child without one, by the birth certificate's
+    number: rules.person_key): limits, no-shows and bans follow it (A3)."""
 
     __tablename__ = "persons"
     id: Mapped[int] = mapped_column(primary_key=True)
+    id_kind: Mapped[str] = mapped_column(String(3), default="RIC", server_default="RIC")  # RIC | BC
     id_hash: Mapped[str] = mapped_column(String(64), unique=True)
     id_number: Mapped[str] = mapped_column(Encrypted(200))
     id_masked: Mapped[str] = mapped_column(String(18))
@@ -52,6 +54,9 @@ class Patient(Base):
     phone_masked: Mapped[str] = mapped_column(String(11))
     relation: Mapped[str] = mapped_column(String(4))
     insurance_type: Mapped[str] = mapped_column(String(16), default="self_pay")
+    # A child added by birth certificate (A2): the guardian's resident ID number.
+    guardian_id_number: Mapped[str | None] = mapped_column(Encrypted(200), nullable=True)
+    guardian_id_masked: Mapped[str | None] = mapped_column(String(18), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -10,6 +10,7 @@ def account_by_phone(s: Session, phone: str) -> Account | None:
 
 
 def person_by_id_number(s: Session, number: str) -> Person | None:
+    """By resident ID number, or by `rules.person_key` for another kind of identity."""
     return s.scalar(select(Person).where(Person.id_hash == lookup_hash(number)))
 
 

@@ -14,6 +14,11 @@ PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 # Han characters, Latin letters (minority and foreign names), the middle dot and spaces between parts.
 NAME_RE = re.compile(r"^[\u3400-\u9fff\uf900-\ufaffA-Za-z][\u3400-\u9fff\uf900-\ufaffA-Za-z·• ]*[\u3400-\u9fff\uf900-\ufaffA-Za-z]$")
 MAX_PATIENTS = 5
+# 出生医学证明 numbers since 2014: one letter and nine digits (earlier certificates are reissued on request).
+BIRTH_CERT_RE = re.compile(r"^[A-Z]\d{9}$")
+# The resident ID card is compulsory from 16 (居民身份证法 §2); younger children may have no number yet.
+CHILD_WITHOUT_ID_BELOW_AGE = 16
+ADULT_AGE = 18
 
 
 class Relation(StrEnum):
@@ -37,11 +42,24 @@ INSURANCE_LABELS = {
 }
 
 
+ID_KIND_RESIDENT = "RIC"  # 居民身份证
+ID_KIND_BIRTH_CERT = "BC"  # 出生医学证明
+
+
 @dataclass(frozen=True)
 class IdNumber:
     number: str
     birth_date: date
     sex: str  # "M" | "F"
+
+
+@dataclass(frozen=True)
+class BirthCertificate:
+    """A child without a resident ID number (A2): identified by the birth certificate's number."""
+    number: str
+    birth_date: date
+    sex: str  # "M" | "F"
+    guardian: IdNumber
 
 
 def check_phone(phone: str) -> str:
@@ -67,6 +85,36 @@ def check_id_number(value: str, today: date) -> IdNumber:
     return IdNumber(number, born, sex)
 
 
+def check_birth_certificate(number: str, birth_date: date | None, sex: str | None, guardian_id: str,
+                            relation: "Relation", today: date) -> BirthCertificate:
+    """A2's child without an ID number: the birth certificate's number, the birth date and sex written on
+    it (an ID number would carry them), and an adult guardian's checked ID number."""
+    if relation != Relation.CHILD:
+        raise DomainError("VALIDATION_ERROR", "只有子女（未办理身份证的儿童）可凭出生医学证明添加")
+    number = (number or "").strip().upper()
+    if not BIRTH_CERT_RE.fullmatch(number):
+        raise DomainError("INVALID_BIRTH_CERTIFICATE")
+    if birth_date is None or birth_date > today:
+        raise DomainError("VALIDATION_ERROR", "请填写出生医学证明上的出生日期")
+    if age_on(birth_date, today) >= CHILD_WITHOUT_ID_BELOW_AGE:
+        raise DomainError("VALIDATION_ERROR", "年满16周岁应使用居民身份证号码添加")
+    if sex not in ("M", "F"):
+        raise DomainError("VALIDATION_ERROR", "请选择儿童的性别")
+    try:
+        guardian = check_id_number(guardian_id, today)
+    except DomainError:
+        raise DomainError("INVALID_ID_NUMBER", "监护人身份证号码不正确") from None
+    if age_on(guardian.birth_date, today) < ADULT_AGE:
+        raise DomainError("VALIDATION_ERROR", "监护人应年满18周岁")
+    return BirthCertificate(number, birth_date, sex, guardian)
+
+
+def person_key(kind: str, number: str) -> str:
+    """What identifies a person (A3): the ID number itself, or a birth certificate's number in a namespace
+    of its own (the two formats cannot collide, the prefix keeps it so)."""
+    return number if kind == ID_KIND_RESIDENT else f"{kind}:{number}"
+
+
 def check_name(name: str) -> str:
     name = " ".join((name or "").split())
     if not 2 <= len(name) <= 30 or not NAME_RE.fullmatch(name):
@@ -76,6 +124,10 @@ def check_name(name: str) -> str:
 
 def mask_id(number: str) -> str:
     return number[:6] + "*" * 8 + number[-4:]
+
+
+def mask_birth_certificate(number: str) -> str:
+    return number[:3] + "****" + number[-3:]
 
 
 def mask_phone(phone: str) -> str:

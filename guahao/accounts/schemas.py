@@ -1,4 +1,5 @@
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,13 +27,24 @@ class TokenOut(BaseModel):
     token_type: str = "bearer"
 
 
+class BirthCertificateIn(BaseModel):
+    """A child without a resident ID number (A2, relation 子女): the birth certificate (出生医学证明)."""
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(max_length=20, examples=["O110123456"])
+    birth_date: date
+    sex: Literal["M", "F"]
+    guardian_id_number: str = Field(max_length=30, examples=["11010519491231002X"])
+
+
 class PatientIn(BaseModel):
+    """Either `id_number` or, for a child who has none yet, `birth_certificate`."""
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=60)
-    id_number: str = Field(max_length=30)
+    id_number: str | None = Field(default=None, max_length=30)
     phone: str = Field(max_length=20)
     relation: Relation
     insurance_type: InsuranceType = InsuranceType.SELF_PAY
+    birth_certificate: BirthCertificateIn | None = None
 
 
 class VisitCardIn(BaseModel):
@@ -49,7 +61,9 @@ class VisitCardOut(BaseModel):
 class PatientOut(BaseModel):
     id: int
     name: str
-    id_number: str  # masked (A6)
+    id_number: str  # masked (A6); a birth certificate's number when id_type is "birth_certificate"
+    id_type: Literal["resident_id", "birth_certificate"] = "resident_id"
+    guardian_id_number: str | None = None  # masked (A6)
     phone: str  # masked (A6)
     relation: Relation
     insurance_type: InsuranceType

@@ -1,6 +1,7 @@
 """Sign-up, login and the patients of an account. Never commits."""
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,21 +21,22 @@ from guahao.privacy import lookup_hash
 _DUMMY_HASH: list[str] = []
 
 
-def _get_or_create_person(s: Session, info: rules.IdNumber, now: datetime) -> Person:
-    person = repo.person_by_id_number(s, info.number)
+def _get_or_create_person(s: Session, info: rules.IdNumber | rules.BirthCertificate, now: datetime) -> Person:
+    kind = rules.ID_KIND_BIRTH_CERT if isinstance(info, rules.BirthCertificate) else rules.ID_KIND_RESIDENT
+    key = rules.person_key(kind, info.number)
+    person = repo.person_by_id_number(s, key)
     if person:
         return person
-    person = Person(
-        id_hash=lookup_hash(info.number), id_number=info.number, id_masked=rules.mask_id(info.number),
-        birth_date=info.birth_date, sex=info.sex, created_at=now,
-    )
+    masked = rules.mask_birth_certificate(info.number) if kind == rules.ID_KIND_BIRTH_CERT else rules.mask_id(info.number)
+    person = Person(id_kind=kind, id_hash=lookup_hash(key), id_number=info.number, id_masked=masked,
+                    birth_date=info.birth_date, sex=info.sex, created_at=now)
     try:
         with s.begin_nested():
             s.add(person)
             s.flush()
     except IntegrityError:
         # Added at the same moment by another account: it is the same person (A3).
-        person = repo.person_by_id_number(s, info.number)
+        person = repo.person_by_id_number(s, key)
     return person
 
 
@@ -81,22 +83,46 @@ def login(s: Session, now: datetime, phone: str, password: str) -> str:
     return issue_token(str(account.id), "account", now)
 
 
+@dataclass(frozen=True)
+class BirthCertificateIn:
+    """What a child without an ID number is added with (A2), as entered."""
+    number: str
+    birth_date: date | None
+    sex: str | None
+    guardian_id_number: str
+
+
 def add_patient(
-    s: Session, now: datetime, account_id: int, name: str, id_number: str, phone: str,
+    s: Session, now: datetime, account_id: int, name: str, id_number: str | None, phone: str,
     relation: str, insurance_type: str = rules.InsuranceType.SELF_PAY,
+    birth_certificate: BirthCertificateIn | None = None,
 ) -> Patient:
     name = rules.check_name(name)
     phone = rules.check_phone(phone)
-    info = rules.check_id_number(id_number, local(now).date())
     relation = rules.Relation(relation)
+    today = local(now).date()
+    if birth_certificate is None:
+        info = rules.check_id_number(id_number, today)
+    elif (id_number or "").strip():
+        raise DomainError("VALIDATION_ERROR", "身份证号码与出生医学证明只填其一")
+    else:
+        bc = birth_certificate
+        info = rules.check_birth_certificate(bc.number, bc.birth_date, bc.sex, bc.guardian_id_number,
+                                             relation, today)
     current = repo.live_patients(s, account_id)
     rules.check_can_add_patient([rules.Relation(p.relation) for p in current], relation)
     person = _get_or_create_person(s, info, now)
+    if isinstance(info, rules.BirthCertificate) and (person.birth_date, person.sex) != (info.birth_date, info.sex):
+        # The same certificate added by another account with another birth date or sex: one is mistyped.
+        raise DomainError("VALIDATION_ERROR", "出生日期或性别与该出生医学证明已登记的信息不符，请核对")
     if any(p.person_id == person.id for p in current):
         raise DomainError("PATIENT_EXISTS")
     patient = Patient(account_id=account_id, person_id=person.id, name=name, phone=phone,
                       phone_masked=rules.mask_phone(phone), relation=relation,
                       insurance_type=rules.InsuranceType(insurance_type), created_at=now)
+    if isinstance(info, rules.BirthCertificate):
+        patient.guardian_id_number = info.guardian.number
+        patient.guardian_id_masked = rules.mask_id(info.guardian.number)
     try:
         with s.begin_nested():
             s.add(patient)

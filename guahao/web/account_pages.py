@@ -1,5 +1,7 @@
 """Patient pages: sign-up, login, logout and my patients (就诊人) with their visit cards (A1–A6)."""
 
+from datetime import date
+
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -117,21 +119,33 @@ def patients(request: Request, db: DB, welcome: int = 0, next: str = ""):
 @router.post("/patients")
 def add_patient(request: Request, db: DB, now: Now, ip: ClientIp, name: F = "", id_number: F = "",
                 phone: F = "", relation: F = "子女", insurance_type: F = "self_pay", next: F = "",
+                bc_number: F = "", bc_birth_date: F = "", bc_sex: F = "", guardian_id_number: F = "",
                 csrf_token: F = ""):
     account_id = require_account(request)
     check_csrf(request, csrf_token)
     try:
         if relation not in RELATIONS or insurance_type not in arules.INSURANCE_LABELS:
             raise DomainError("VALIDATION_ERROR", "请选择与本人的关系和医保类型")
+        child = None
+        if bc_number.strip():  # a child without an ID number (A2)
+            child = accounts.BirthCertificateIn(bc_number, _form_date(bc_birth_date), bc_sex, guardian_id_number)
         with db.transaction() as s:
-            p = accounts.add_patient(s, now, account_id, name, id_number, phone, relation, insurance_type)
+            p = accounts.add_patient(s, now, account_id, name, id_number, phone, relation, insurance_type, child)
             record(s, now, "account", account_id, "patient.add", "patient", p.id,
                    {"relation": p.relation}, ip=ip)
     except DomainError as e:
         return _patients_page(request, db, account_id, status_code=e.status, add_error=e.message,
-                              form=dict(name=name, phone=phone, relation=relation,
-                                        insurance_type=insurance_type), next=safe_next(next, ""))
+                              form=dict(name=name, phone=phone, relation=relation, insurance_type=insurance_type,
+                                        bc_number=bc_number, bc_birth_date=bc_birth_date, bc_sex=bc_sex),
+                              next=safe_next(next, ""))
     return redirect(safe_next(next, "/patients?added=1"))
+
+
+def _form_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        return None  # the rule then asks for the date
 
 
 @router.post("/patients/{patient_id}/remove")

@@ -1,5 +1,7 @@
 """A1–A6 through the API, on SQLite and PostgreSQL."""
 
+from datetime import date, timedelta
+
 from sqlalchemy import text
 
 from tests import factories as f
@@ -119,3 +121,79 @@ def test_visit_card_required_by_hospital(client, db):
         assert client.get(f"/api/v1/patients/{pid}", headers=h).json()["visit_cards"] == [
             {"hospital_id": hid, "card_number": "A123456"}]
         assert client.post("/api/v1/appointments", headers=h, json=body).status_code == 201
+
+
+def _child(guardian: str, number: str = "O110123456", **over) -> dict:
+    bc = dict(number=number, birth_date=str(date.today() - timedelta(days=400)), sex="M",
+              guardian_id_number=guardian)
+    return dict(dict(name="王小宝", phone=f.phone(), relation="子女", birth_certificate=bc), **over)
+
+
+def test_a_child_without_an_id_number_is_added_by_birth_certificate_and_books(client, db):
+    """A2: 出生医学证明 number, birth date and sex as written on it, and the guardian's ID number; A3: the
+    certificate is the person under every account; A6: numbers masked in answers and encrypted at rest."""
+    import time_machine
+
+    with time_machine.travel(f.local_dt(2026, 12, 1, 10), tick=False):  # the booking's day before
+        _child_added_and_booked(client, db)
+
+
+def _child_added_and_booked(client, db):
+    guardian = f.id_number()
+    h, _, _ = f.signup(client, id_no=guardian)
+    body = _child(guardian)
+    r = client.post("/api/v1/patients", headers=h, json=body)
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert (p["id_number"], p["id_type"], p["relation"]) == ("O11****456", "birth_certificate", "子女")
+    assert p["guardian_id_number"] == guardian[:6] + "********" + guardian[-4:]
+    assert (p["birth_date"], p["sex"]) == (body["birth_certificate"]["birth_date"], "M")
+    listed = client.get("/api/v1/patients", headers=h)
+    assert "O110123456" not in listed.text and guardian not in listed.text
+    assert [x["id_type"] for x in listed.json()] == ["resident_id", "birth_certificate"]
+    r = client.post("/api/v1/patients", headers=h, json=_child(guardian))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PATIENT_EXISTS"
+
+    # The other parent adds the same child: one person (limits and no-shows follow it), and a mistyped
+    # birth date is caught instead of making a second record.
+    h2, _, _ = f.signup(client)
+    other = _child(f.id_number())
+    wrong = dict(other, birth_certificate=dict(other["birth_certificate"], birth_date=str(date.today())))
+    r = client.post("/api/v1/patients", headers=h2, json=wrong)
+    assert r.status_code == 422 and "出生日期" in r.json()["error"]["message"]
+    assert client.post("/api/v1/patients", headers=h2, json=other).status_code == 201
+    with db.engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM persons WHERE id_kind = 'BC'")).scalar() == 1
+        assert c.execute(text("SELECT count(DISTINCT person_id) FROM patients WHERE relation = '子女'")).scalar() == 1
+        dump = " ".join(str(row) for t in ("persons", "patients") for row in c.execute(text(f"SELECT * FROM {t}")))
+    assert "O110123456" not in dump and guardian not in dump and "O11****456" in dump
+
+    with db.transaction() as s:
+        sid = f.slot_ids(s, f.session(s, f.doctor(s, f.department(s, f.hospital(s))), date(2026, 12, 2)))[0]
+    r = client.post("/api/v1/appointments", headers=h, json=dict(slot_id=sid, patient_id=p["id"]))
+    assert r.status_code == 201, r.text
+
+
+def test_adding_a_child_by_birth_certificate_refuses_what_does_not_hold(client):
+    guardian = f.id_number()
+    h, _, _ = f.signup(client, id_no=guardian)
+    ok = _child(guardian)
+    bc = ok["birth_certificate"]
+    cases = [
+        (dict(ok, relation="父母"), 422, "VALIDATION_ERROR"),
+        (dict(ok, id_number=f.id_number()), 422, "VALIDATION_ERROR"),  # one or the other
+        (dict(ok, birth_certificate=None), 422, "INVALID_ID_NUMBER"),  # neither
+        (dict(ok, birth_certificate=dict(bc, number="123")), 422, "INVALID_BIRTH_CERTIFICATE"),
+        (dict(ok, birth_certificate=dict(bc, birth_date="2000-01-01")), 422, "VALIDATION_ERROR"),
+        (dict(ok, birth_certificate=dict(bc, birth_date="2026-13-01")), 422, "VALIDATION_ERROR"),
+        (dict(ok, birth_certificate=dict(bc, sex="X")), 422, "VALIDATION_ERROR"),
+        (dict(ok, birth_certificate=dict(bc, guardian_id_number="110105199005170010")), 422, "INVALID_ID_NUMBER"),
+        (dict(ok, birth_certificate=dict(bc, guardian_id_number=f.id_number(birth=date(2015, 1, 1)))), 422,
+         "VALIDATION_ERROR"),
+        (dict(ok, birth_certificate=dict(bc, extra=1)), 422, "VALIDATION_ERROR"),
+    ]
+    for body, status, code in cases:
+        r = client.post("/api/v1/patients", headers=h, json=body)
+        assert r.status_code == status and r.json()["error"]["code"] == code, (body, r.text)
+        assert r.json()["error"]["message"]
+    assert len(client.get("/api/v1/patients", headers=h).json()) == 1  # nothing was added

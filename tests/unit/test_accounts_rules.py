@@ -98,3 +98,36 @@ def test_at_most_five_patients_and_one_self():
 def test_age():
     assert rules.age_on(date(2020, 11, 30), date(2026, 11, 29)) == 5
     assert rules.age_on(date(2020, 11, 29), date(2026, 11, 29)) == 6
+
+
+def test_a_child_without_an_id_number_is_checked_by_birth_certificate_and_an_adult_guardian():
+    guardian = make_id(birth=date(1990, 5, 17))
+    child = rules.check_birth_certificate(" o110123456 ", date(2026, 3, 1), "F", guardian, Relation.CHILD, TODAY)
+    assert (child.number, child.birth_date, child.sex, child.guardian.number) == (
+        "O110123456", date(2026, 3, 1), "F", guardian)
+    # Born today is a child; the day before the 16th birthday still is, the birthday itself not.
+    assert rules.check_birth_certificate("O110123456", TODAY, "M", guardian, Relation.CHILD, TODAY)
+    assert rules.check_birth_certificate("O110123456", date(2010, 11, 30), "M", guardian, Relation.CHILD, TODAY)
+
+    def code(*args):
+        with pytest.raises(DomainError) as e:
+            rules.check_birth_certificate(*args, TODAY)
+        return e.value.code, e.value.message
+    ok = ("O110123456", date(2026, 3, 1), "F", guardian, Relation.CHILD)
+    assert code(*ok[:4], Relation.PARENT)[0] == "VALIDATION_ERROR"  # only a child may come without ID
+    for bad in ("O11012345", "0110123456", "OO10123456", "", "O1101234567"):
+        assert code(bad, *ok[1:])[0] == "INVALID_BIRTH_CERTIFICATE", bad
+    assert code(ok[0], date(2026, 11, 30), *ok[2:]) == ("VALIDATION_ERROR", "请填写出生医学证明上的出生日期")
+    assert code(ok[0], None, *ok[2:])[0] == "VALIDATION_ERROR"
+    assert "16" in code(ok[0], date(2010, 11, 29), *ok[2:])[1]
+    assert code(*ok[:2], "X", *ok[3:])[0] == "VALIDATION_ERROR"
+    assert code(*ok[:3], guardian[:-1] + ("0" if guardian[-1] != "0" else "1"), ok[4]) == (
+        "INVALID_ID_NUMBER", "监护人身份证号码不正确")
+    minor = make_id(birth=date(2009, 1, 1))
+    assert "18" in code(*ok[:3], minor, ok[4])[1]
+
+
+def test_birth_certificate_identities_live_apart_from_id_numbers_and_are_masked():
+    assert rules.person_key(rules.ID_KIND_RESIDENT, "11010519491231002X") == "11010519491231002X"
+    assert rules.person_key(rules.ID_KIND_BIRTH_CERT, "O110123456") == "BC:O110123456"
+    assert rules.mask_birth_certificate("O110123456") == "O11****456"

@@ -293,3 +293,23 @@ def test_after_the_cancel_deadline_the_slip_says_so_and_cancel_is_refused(client
 def test_page_ids_beyond_the_database_integers_are_refused_before_any_query(client, path):
     r = client.get(path, follow_redirects=False)
     assert r.status_code == 422 and "text/html" in r.headers["content-type"], (r.status_code, r.text[:200])
+
+
+def test_a_child_without_an_id_number_is_added_on_the_patients_page(client, world):
+    """A2 by form: the birth certificate's fields; an error keeps what was typed (but never an ID number)."""
+    _, guardian = signup(client)
+    tok = client.cookies.get("csrf_token")
+    form = dict(name="王小宝", phone=f.phone(), relation="子女", insurance_type="self_pay", csrf_token=tok,
+                bc_number="P440987654", bc_birth_date="2025-06-01", bc_sex="F", guardian_id_number=guardian)
+    r = client.post("/patients", data=dict(form, bc_birth_date="2000-06-01"))
+    assert r.status_code == 422 and "16" in r.text
+    assert 'value="P440987654"' in r.text and guardian not in r.text  # kept the certificate, not the ID
+    r = client.post("/patients", data=dict(form, bc_birth_date="not a date"))
+    assert r.status_code == 422 and "出生日期" in r.text
+    r = client.post("/patients", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get("/patients").text
+    assert "出生证 P44****654" in page and "P440987654" not in page
+    assert guardian[:6] + "********" + guardian[-4:] in page and guardian not in page
+    r = client.post("/patients", data=dict(form, bc_number="", guardian_id_number=""))
+    assert r.status_code == 422 and "身份证号码应为18位" in r.text  # neither an ID number nor a certificate

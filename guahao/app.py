@@ -69,7 +69,12 @@ def _bookings_on_loop(settings: Settings, db: Database):
         return None
     from guahao.booking.pg_async import Bookings
 
-    return Bookings(db.pg_conninfo, settings.db_connections, db.pg_connect_args)
+    bookings = Bookings(db.pg_conninfo, settings.db_connections, db.pg_connect_args)
+    if settings.booking_thread:
+        from guahao.booking.dbthread import BookingsInThread
+
+        return BookingsInThread(bookings)
+    return bookings
 
 
 async def _warm(app: FastAPI) -> None:

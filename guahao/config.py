@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # PostgreSQL: plain bookings run on the event loop through their own pool of db_pool_size +
     # db_max_overflow psycopg async connections (guahao/booking/pg_async.py); false: in worker threads.
     booking_on_loop: bool = True
+    # ... and those connections on an event loop of their own thread (guahao/booking/dbthread.py).
+    booking_thread: bool = True
 
     @property
     def db_connections(self) -> int:

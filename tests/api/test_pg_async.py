@@ -425,3 +425,75 @@ def test_a_booking_of_a_known_person_is_two_round_trips(pg, world, monkeypatch):
     assert booking[0].startswith("BEGIN; EXECUTE guahao_slot_for_booking(")
     assert "EXECUTE guahao_lock_person(" in booking[0] and "EXECUTE guahao_visits_near(" in booking[0]
     assert "INSERT INTO bookings" in booking[1] and booking[1].rstrip().endswith("COMMIT")
+
+
+def test_on_a_thread_of_its_own_a_booking_commits_while_the_server_loop_is_busy(pg, world):
+    """guahao/booking/dbthread.py: the transaction's round trips do not wait for the server's event loop —
+    here that loop is blocked outright, and the booking still commits. The rate-limit callback runs on
+    the caller's loop (its Redis connections live there), the slot callback on the bookings' thread."""
+    import threading
+    import time
+
+    from guahao.booking.dbthread import BookingsInThread
+
+    a = world["people"][0]
+    calls = []
+
+    async def counted(person_id):
+        calls.append(("person", threading.current_thread() is threading.main_thread(), person_id))
+
+    def on_slot(slot_id, session_id):
+        calls.append(("slot", threading.current_thread() is threading.main_thread(), session_id))
+
+    def committed() -> bool:
+        with pg.reading() as s:
+            return s.execute(text("SELECT count(*) FROM bookings")).scalar() == 1
+
+    async def run():
+        bookings = BookingsInThread(_bookings(pg, size=1))
+        await bookings.open()
+        try:
+            assert bookings.ready()
+            task = asyncio.create_task(bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"],
+                                                     "local", on_slot=on_slot))
+            await asyncio.sleep(0)  # the task hands the transaction to the bookings' thread
+            deadline = time.monotonic() + 5
+            while not committed() and time.monotonic() < deadline:
+                time.sleep(0.02)  # this loop is blocked: nothing on it runs meanwhile
+            assert committed()
+            view = await task
+            assert view.Booking.patient_id == a["patient"]
+            # Not known ahead: the person's rate limit is counted on this loop, not the thread's.
+            await bookings.book(NOW, a["account"], world["slots"][1][0], a["patient"], "local",
+                                on_person=counted)
+        finally:
+            thread = bookings._thread
+            await bookings.close()
+        assert not thread.is_alive() and not bookings.ready()
+    asyncio.run(run())
+    assert calls == [("slot", False, world["sessions"][0]), ("person", True, a["person"])]
+
+
+def test_on_a_thread_of_its_own_a_cancelled_caller_rolls_the_transaction_back(pg, world):
+    from guahao.booking.dbthread import BookingsInThread
+
+    a, b = world["people"][0], world["people"][1]
+
+    async def run():
+        bookings = BookingsInThread(_bookings(pg, size=1))
+        await bookings.open()
+        try:
+            async def slow_person(person_id):
+                await asyncio.sleep(10)  # on this loop, inside the transaction on the thread
+            task = asyncio.create_task(bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"],
+                                                     "local", on_person=slow_person))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return await asyncio.wait_for(
+                bookings.book(NOW, b["account"], world["slots"][0][0], b["patient"], "local"), 5)
+        finally:
+            await bookings.close()
+    view = asyncio.run(run())
+    assert view.Booking.patient_id == b["patient"] and view.places_left == 2

@@ -16,6 +16,7 @@ CODES: dict[str, tuple[int, str]] = {
     "INVALID_NAME": (422, "姓名应为2–30个字符"),
     "PATIENT_LIMIT": (409, "每个账号最多添加5位就诊人"),
     "PATIENT_EXISTS": (409, "该就诊人已添加"),
+    "ID_NUMBER_REGISTERED": (409, "该身份证号码已登记为另一位就诊人，请删除重复的就诊人后使用身份证号码添加"),
     "SELF_PATIENT_EXISTS": (409, "每个账号只能有一位本人就诊人"),
     "SELF_PATIENT_REQUIRED": (409, "本人就诊人不能删除"),
     "PATIENT_HAS_BOOKINGS": (409, "该就诊人还有未完成的预约，请先取消"),

@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from guahao.accounts import rules, service
 from guahao.accounts.models import Patient, Person
-from guahao.accounts.schemas import (AccountIn, AccountOut, PatientIn, PatientOut, TokenOut, VisitCardIn,
-                                     VisitCardOut)
+from guahao.accounts.schemas import (AccountIn, AccountOut, IdNumberIn, PatientIn, PatientOut, TokenOut,
+                                     VisitCardIn, VisitCardOut)
 from guahao.audit.service import record
 from guahao.deps import DB, AccountId, ClientIp, Now, ReadSession
 from guahao.security.guards import login_attempt
@@ -77,6 +77,17 @@ def add_patient(body: PatientIn, account_id: AccountId, db: DB, now: Now, ip: Cl
 def get_patient(patient_id: Id, account_id: AccountId, s: ReadSession):
     p = service.get_patient(s, account_id, patient_id)
     return patient_out(p, s.get(Person, p.person_id), service.visit_cards(s, [p.id])[p.id])
+
+
+@router.put("/patients/{patient_id}/id-number", response_model=PatientOut)
+def give_id_number(patient_id: Id, body: IdNumberIn, account_id: AccountId, db: DB, now: Now, ip: ClientIp):
+    """A child added by birth certificate has been given a resident ID number (A2)."""
+    with db.transaction() as s:
+        person = service.give_id_number(s, now, account_id, patient_id, body.id_number)
+        record(s, now, "account", account_id, "patient.id_number", "patient", patient_id,
+               {"id_number": person.id_masked}, ip=ip)
+        p = service.get_patient(s, account_id, patient_id)
+        return patient_out(p, person, service.visit_cards(s, [p.id])[p.id])
 
 
 @router.delete("/patients/{patient_id}", status_code=204)

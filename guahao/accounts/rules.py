@@ -109,6 +109,15 @@ def check_birth_certificate(number: str, birth_date: date | None, sex: str | Non
     return BirthCertificate(number, birth_date, sex, guardian)
 
 
+def check_id_for_certificate(id_number: str, birth_date: date, sex: str, today: date) -> IdNumber:
+    """The ID number a child added by birth certificate has since been given: it must carry the birth date
+    and sex written on the certificate."""
+    info = check_id_number(id_number, today)
+    if (info.birth_date, info.sex) != (birth_date, sex):
+        raise DomainError("VALIDATION_ERROR", "身份证号码中的出生日期或性别与出生医学证明不符，请核对")
+    return info
+
+
 def person_key(kind: str, number: str) -> str:
     """What identifies a person (A3): the ID number itself, or a birth certificate's number in a namespace
     of its own (the two formats cannot collide, the prefix keeps it so)."""

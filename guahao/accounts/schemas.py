@@ -47,6 +47,11 @@ class PatientIn(BaseModel):
     birth_certificate: BirthCertificateIn | None = None
 
 
+class IdNumberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id_number: str = Field(max_length=30)
+
+
 class VisitCardIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hospital_id: int = Field(ge=1, le=2**31 - 1)

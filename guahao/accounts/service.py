@@ -135,6 +135,28 @@ def add_patient(
     return patient
 
 
+def give_id_number(s: Session, now: datetime, account_id: int, patient_id: int, id_number: str) -> Person:
+    """A child added by birth certificate (A2) has been given a resident ID number: the same person, from
+    now on known by it under every account (A3); bookings, no-shows and bans stay theirs. An ID number
+    already registered as another person is refused rather than merged: which record to keep is for a
+    person to decide (remove the duplicate patient, then add by ID number)."""
+    patient = get_patient(s, account_id, patient_id)
+    person = s.get(Person, patient.person_id, with_for_update=True)
+    if person.id_kind != rules.ID_KIND_BIRTH_CERT:
+        raise DomainError("VALIDATION_ERROR", "该就诊人已使用身份证号码登记")
+    info = rules.check_id_for_certificate(id_number, person.birth_date, person.sex, local(now).date())
+    if repo.person_by_id_number(s, info.number) is not None:
+        raise DomainError("ID_NUMBER_REGISTERED")
+    person.id_kind, person.id_hash = rules.ID_KIND_RESIDENT, lookup_hash(info.number)
+    person.id_number, person.id_masked = info.number, rules.mask_id(info.number)
+    try:
+        with s.begin_nested():
+            s.flush()
+    except IntegrityError:  # registered by another account at this very moment
+        raise DomainError("ID_NUMBER_REGISTERED") from None
+    return person
+
+
 def get_patient(s: Session, account_id: int, patient_id: int) -> Patient:
     patient = repo.own_patient(s, account_id, patient_id)
     if patient is None:

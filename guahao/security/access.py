@@ -60,6 +60,7 @@ RULES: dict[tuple[str, str], Audience] = {
     ("GET", "/api/v1/patients/{patient_id}"): ACCOUNT,
     ("DELETE", "/api/v1/patients/{patient_id}"): ACCOUNT,
     ("PUT", "/api/v1/patients/{patient_id}/visit-cards"): ACCOUNT,
+    ("PUT", "/api/v1/patients/{patient_id}/id-number"): ACCOUNT,
     # catalog and schedules: public, and never rate limited (people refresh them at release time)
     ("GET", "/api/v1/hospitals"): PUBLIC,
     ("GET", "/api/v1/hospitals/{hospital_id}"): PUBLIC,
@@ -137,6 +138,7 @@ RULES: dict[tuple[str, str], Audience] = {
     ("POST", "/patients"): ACCOUNT,
     ("POST", "/patients/{patient_id}/remove"): ACCOUNT,
     ("POST", "/patients/{patient_id}/cards"): ACCOUNT,
+    ("POST", "/patients/{patient_id}/id-number"): ACCOUNT,
     ("GET", "/"): PUBLIC,
     ("GET", "/hospitals/{hospital_id}"): PUBLIC,
     ("GET", "/departments/{department_id}"): PUBLIC,

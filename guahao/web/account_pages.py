@@ -162,6 +162,22 @@ def remove_patient(request: Request, patient_id: Id, db: DB, now: Now, ip: Clien
     return redirect("/patients")
 
 
+@router.post("/patients/{patient_id}/id-number")
+def give_id_number(request: Request, patient_id: Id, db: DB, now: Now, ip: ClientIp, id_number: F = "",
+                   csrf_token: F = ""):
+    account_id = require_account(request)
+    check_csrf(request, csrf_token)
+    try:
+        with db.transaction() as s:
+            person = accounts.give_id_number(s, now, account_id, patient_id, id_number)
+            record(s, now, "account", account_id, "patient.id_number", "patient", patient_id,
+                   {"id_number": person.id_masked}, ip=ip)
+    except DomainError as e:
+        return _patients_page(request, db, account_id, status_code=e.status,
+                              row_error={patient_id: e.message})
+    return redirect("/patients")
+
+
 @router.post("/patients/{patient_id}/cards")
 def bind_card(request: Request, patient_id: Id, db: DB, now: Now, ip: ClientIp,
               hospital_id: Annotated[int, Form(ge=0, le=MAX_ID)] = 0, card_number: F = "", csrf_token: F = ""):

@@ -197,3 +197,47 @@ def test_adding_a_child_by_birth_certificate_refuses_what_does_not_hold(client):
         assert r.status_code == status and r.json()["error"]["code"] == code, (body, r.text)
         assert r.json()["error"]["message"]
     assert len(client.get("/api/v1/patients", headers=h).json()) == 1  # nothing was added
+
+
+def test_a_child_added_by_birth_certificate_is_given_an_id_number_later(client, db):
+    """The same person from then on known by the ID number under every account, bookings kept; an ID
+    number that contradicts the certificate, or that is already another person, is refused."""
+    born = date.today() - timedelta(days=400)
+    guardian = f.id_number()
+    h, _, _ = f.signup(client, id_no=guardian)
+    child = client.post("/api/v1/patients", headers=h, json=_child(guardian, number="Q120000001")).json()
+    h2, _, _ = f.signup(client)
+    other = client.post("/api/v1/patients", headers=h2, json=_child(f.id_number(), number="Q120000001")).json()
+    with db.reading() as s:
+        person = s.execute(text("SELECT person_id FROM patients WHERE id = :p"), dict(p=child["id"])).scalar()
+    url = f"/api/v1/patients/{child['id']}/id-number"
+
+    def put(number, headers=h, to=url):
+        return client.put(to, headers=headers, json=dict(id_number=number))
+    r = put(f.id_number(birth=born - timedelta(days=1), n=101))
+    assert r.status_code == 422 and "出生日期或性别" in r.json()["error"]["message"]
+    assert put(f.id_number(birth=born, n=100)).status_code == 422  # an even sequence number: a girl's
+    taken = f.id_number(birth=born, n=103)
+    f.signup(client, id_no=taken)
+    assert put(taken).json()["error"]["code"] == "ID_NUMBER_REGISTERED"
+    assert put(f.id_number(birth=born, n=105), headers=h2).status_code == 404  # not that account's patient
+    assert put("123").json()["error"]["code"] == "INVALID_ID_NUMBER"
+
+    given = f.id_number(birth=born, n=107)
+    r = put(given)
+    assert r.status_code == 200, r.text
+    masked = given[:6] + "********" + given[-4:]
+    assert (r.json()["id_number"], r.json()["id_type"], r.json()["birth_date"]) == (masked, "resident_id", str(born))
+    assert given not in r.text
+    seen_by_other = client.get(f"/api/v1/patients/{other['id']}", headers=h2).json()
+    assert (seen_by_other["id_number"], seen_by_other["id_type"]) == (masked, "resident_id")
+    with db.reading() as s:
+        assert s.execute(text("SELECT person_id FROM patients WHERE id = :p"), dict(p=child["id"])).scalar() == person
+        assert s.execute(text("SELECT count(*) FROM persons WHERE id_kind = 'BC'")).scalar() == 0
+    assert put(given).json()["error"]["message"] == "该就诊人已使用身份证号码登记"
+    # Whoever adds the child by that ID number now finds the same person.
+    h3, _, _ = f.signup(client)
+    assert client.post("/api/v1/patients", headers=h3, json=dict(
+        name="王小宝", id_number=given, phone=f.phone(), relation="子女")).status_code == 201
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(DISTINCT person_id) FROM patients WHERE relation = '子女'")).scalar() == 1

@@ -55,6 +55,7 @@ def _bodies(world) -> dict:
         ("POST", "/api/v1/appointments/{booking_id}/reschedule"): dict(slot_id=world["slots"][2]),
         ("PUT", "/api/v1/patients/{patient_id}/visit-cards"): dict(hospital_id=world["h1"],
                                                                   card_number="EVIL0001"),
+        ("PUT", "/api/v1/patients/{patient_id}/id-number"): dict(id_number="11010519491231002X"),
         ("PUT", "/api/v1/staff/hospitals/{hospital_id}/release-settings"): dict(window_days=3),
         ("PUT", "/api/v1/staff/doctors/{doctor_id}/templates"): template,
         ("POST", "/api/v1/staff/hospitals/{hospital_id}/generate-sessions"): {},
@@ -67,6 +68,7 @@ def _bodies(world) -> dict:
                                              items=[dict(price_item_id=world["price_item"])]),
         # pages: form fields (a valid double-submit token is added, so the route's own checks answer)
         ("POST", "/patients/{patient_id}/cards"): dict(hospital_id=world["h1"], card_number="EVIL0001"),
+        ("POST", "/patients/{patient_id}/id-number"): dict(id_number="11010519491231002X"),
         ("POST", "/sessions/{session_id}/book"): dict(slot_id=world["slots"][1], patient_id=world["a_patient"]),
         ("POST", "/appointments/{booking_id}/reschedule"): dict(slot_id=world["slots"][2]),
         ("POST", "/billing/bills/pay"): dict(bill_id=world["bill"]),

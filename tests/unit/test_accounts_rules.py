@@ -131,3 +131,12 @@ def test_birth_certificate_identities_live_apart_from_id_numbers_and_are_masked(
     assert rules.person_key(rules.ID_KIND_RESIDENT, "11010519491231002X") == "11010519491231002X"
     assert rules.person_key(rules.ID_KIND_BIRTH_CERT, "O110123456") == "BC:O110123456"
     assert rules.mask_birth_certificate("O110123456") == "O11****456"
+
+
+def test_the_id_number_a_certificate_child_is_given_carries_the_certificates_birth_date_and_sex():
+    born = date(2025, 6, 1)
+    assert rules.check_id_for_certificate(make_id(birth=born, seq=11), born, "M", TODAY).number == make_id(birth=born, seq=11)
+    for number, sex in ((make_id(birth=born, seq=12), "M"), (make_id(birth=date(2025, 6, 2), seq=11), "M")):
+        with pytest.raises(DomainError) as e:
+            rules.check_id_for_certificate(number, born, sex, TODAY)
+        assert e.value.code == "VALIDATION_ERROR"

@@ -313,3 +313,26 @@ def test_a_child_without_an_id_number_is_added_on_the_patients_page(client, worl
     assert guardian[:6] + "********" + guardian[-4:] in page and guardian not in page
     r = client.post("/patients", data=dict(form, bc_number="", guardian_id_number=""))
     assert r.status_code == 422 and "身份证号码应为18位" in r.text  # neither an ID number nor a certificate
+
+
+def test_a_certificate_child_is_given_an_id_number_on_the_patients_page(client, world):
+    from datetime import date
+
+    _, guardian = signup(client)
+    tok = client.cookies.get("csrf_token")
+    assert client.post("/patients", data=dict(
+        name="王小宝", phone=f.phone(), relation="子女", insurance_type="self_pay", csrf_token=tok,
+        bc_number="R330000002", bc_birth_date="2025-06-01", bc_sex="M", guardian_id_number=guardian),
+        follow_redirects=False).status_code == 303
+    page = client.get("/patients").text
+    assert "补充身份证号" in page
+    pid = int(re.search(r"/patients/(\d+)/id-number", page).group(1))
+    r = client.post(f"/patients/{pid}/id-number", data=dict(id_number=f.id_number(birth=date(2025, 6, 2), n=1),
+                                                             csrf_token=tok))
+    assert r.status_code == 422 and "出生日期或性别与出生医学证明不符" in r.text
+    given = f.id_number(birth=date(2025, 6, 1), n=1)
+    r = client.post(f"/patients/{pid}/id-number", data=dict(id_number=given, csrf_token=tok), follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get("/patients").text
+    assert given[:6] + "********" + given[-4:] in page and given not in page
+    assert "出生证 R33" not in page and "补充身份证号" not in page

@@ -73,7 +73,7 @@ def _bookings_on_loop(settings: Settings, db: Database):
     if settings.booking_thread:
         from guahao.booking.dbthread import BookingsInThread
 
-        return BookingsInThread(bookings)
+        return BookingsInThread(bookings, settings.booking_batch)
     return bookings
 
 

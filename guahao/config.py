@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     booking_on_loop: bool = True
     # ... and those connections on an event loop of their own thread (guahao/booking/dbthread.py).
     booking_thread: bool = True
+    # ... carrying up to this many bookings per transaction (guahao/booking/batch.py); 1: one each.
+    booking_batch: int = 8
 
     @property
     def db_connections(self) -> int:

@@ -13,11 +13,18 @@ cancelled caller cancels the transaction.
 """
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 
-from guahao.booking.pg_async import Bookings
+import psycopg
+
+from guahao.booking import batch as batching
+from guahao.booking.pg_async import Bookings, book_on, rollback_quietly
+from guahao.booking.rules import LimitPolicy, limit_span
+
+log = logging.getLogger("guahao.booking")
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -31,11 +38,22 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 class BookingsInThread:
     """`Bookings` whose pool and transactions run on a loop in a thread of their own (one per process)."""
 
-    def __init__(self, bookings: Bookings):
+    def __init__(self, bookings: Bookings, batch: int = 1):
+        """`batch` > 1: each connection carries up to that many bookings per transaction (booking/batch.py),
+        taken by one task per connection from the bookings waiting in order of arrival."""
         self.inner = bookings
+        self.batch = max(1, batch)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._opened_on = None  # the server loop that opened it: the only one that books through it
+        self._pending: list = []
+        self._wake: asyncio.Event | None = None
+        self._runners: list = []
+
+    @property
+    def in_flight(self) -> int:
+        """How many bookings may be under way at once (the worker's turns, release/turns.py)."""
+        return self.inner.size * self.batch
 
     async def open(self) -> None:
         if self._thread is None:
@@ -43,6 +61,8 @@ class BookingsInThread:
             self._thread = threading.Thread(target=self._loop.run_forever, name="guahao-bookings", daemon=True)
             self._thread.start()
         await self._on_thread(self.inner.open())
+        if self.batch > 1 and not self._runners:
+            await self._on_thread(self._start_runners())
         self._opened_on = asyncio.get_running_loop()
 
     def ready(self) -> bool:
@@ -56,6 +76,7 @@ class BookingsInThread:
         if thread is None:
             return
         try:
+            await self._on_thread(self._stop_runners())
             await self._on_thread(self.inner.close())
         finally:
             self._loop = self._thread = self._opened_on = None
@@ -74,8 +95,75 @@ class BookingsInThread:
 
             async def on_person(person_id: int) -> None:
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(counted(person_id), caller))
+        if self.batch > 1:
+            return await self._on_thread(self._queued(now, account_id, slot_id, patient_id, insurance_type,
+                                                      on_person, on_slot, person_id))
         return await self._on_thread(self.inner.book(now, account_id, slot_id, patient_id, insurance_type,
                                                      on_person, on_slot, person_id))
+
+    # --- on the bookings' thread ------------------------------------------------------------------------
+
+    async def _start_runners(self) -> None:
+        self._wake = asyncio.Event()
+        self._runners = [asyncio.ensure_future(self._runner()) for _ in range(self.inner.size)]
+
+    async def _stop_runners(self) -> None:
+        for r in self._runners:
+            r.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        self._runners = []
+
+    async def _queued(self, now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot, person_id):
+        item = batching.Item(now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot, person_id,
+                             asyncio.get_running_loop().create_future())
+        self._pending.append(item)
+        self._wake.set()
+        return await item.future  # a cancelled caller cancels it: a booking not yet begun is skipped
+
+    async def _runner(self) -> None:
+        span = limit_span(LimitPolicy())
+        while True:
+            self._pending[:] = [i for i in self._pending if not i.future.done()]
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = batching.take(self._pending, self.batch)
+            try:
+                async with self.inner.pool().connection() as conn:
+                    if len(batch) == 1:
+                        await self._alone(conn, batch[0])
+                        continue
+                    try:
+                        await batching.run_batch(conn, batch, span)
+                    except psycopg.Error as e:
+                        log.warning("booking: a batch of %d failed (%s); booking each alone", len(batch),
+                                    type(e).__name__)
+                        await rollback_quietly(conn)
+                        for item in batch:
+                            if not item.future.done():
+                                await self._alone(conn, item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # no connection (database away): each waiting caller gets the error
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(e)
+
+    async def _alone(self, conn, item) -> None:
+        task = asyncio.ensure_future(book_on(conn, item.now, item.account_id, item.slot_id, item.patient_id,
+                                             item.insurance_type, item.on_person, item.on_slot, item.person_id))
+        # The caller went away: its transaction is rolled back (book_on's finally), as on the caller's loop.
+        item.future.add_done_callback(lambda f: task.cancel() if f.cancelled() else None)
+        await asyncio.wait({task})
+        if item.future.done():
+            return
+        if task.cancelled():
+            item.future.cancel()
+        elif task.exception() is not None:
+            item.future.set_exception(task.exception())
+        else:
+            item.future.set_result(task.result())
 
     async def _on_thread(self, coro):
         future: Future = asyncio.run_coroutine_threadsafe(coro, self._loop)

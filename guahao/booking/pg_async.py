@@ -144,6 +144,9 @@ class BookingStore:
                 visits = await cur.fetchall()
                 if locked is not None:  # used only for this person (lock_person)
                     self._locked = (pid, today, params["lo"], locked[0], [tuple(v) for v in visits])
+        return self._slot_row(row)
+
+    def _slot_row(self, row):
         if row is None:
             return None
         if self.on_slot is not None:
@@ -199,6 +202,25 @@ async def run_steps(steps, store):
         answer = await getattr(store, operation)(*args)
 
 
+async def book_on(conn: psycopg.AsyncConnection, now: datetime, account_id: int, slot_id: int, patient_id: int,
+                  insurance_type: str, on_person=None, on_slot=None, person_id: int | None = None):
+    """One booking transaction on `conn` (see `Bookings.book`)."""
+    steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type)
+    ahead = None if person_id is None else (person_id, local(now).date(), limit_span(LimitPolicy()))
+    # Not conn.transaction(): the first step begins (BEGIN_SLOT) and the last commits (BOOK_PLACE).
+    try:
+        return await run_steps(steps, BookingStore(conn, on_person, on_slot, ahead))
+    finally:
+        await rollback_quietly(conn)  # after a refusal; nothing to do once the last step committed
+
+
+async def rollback_quietly(conn: psycopg.AsyncConnection) -> None:
+    try:
+        await conn.rollback()
+    except psycopg.Error:  # a broken connection: the pool discards it on return
+        log.warning("booking: rollback failed; the connection is dropped")
+
+
 class Bookings:
     """The process's connections for bookings on the event loop (one pool per loop) and the transaction."""
 
@@ -250,17 +272,9 @@ class Bookings:
         told which session the slot belongs to as soon as it is read. `person_id`: the person this process
         already knows behind the patient, locked with the slot's read (one round trip fewer)."""
         await self.open()
-        steps = booking_steps(now, account_id, slot_id, patient_id, insurance_type)
-        ahead = None if person_id is None else (person_id, local(now).date(), limit_span(LimitPolicy()))
         async with self.pool().connection() as conn:
-            # Not conn.transaction(): the first step begins (BEGIN_SLOT) and the last commits (BOOK_PLACE).
-            try:
-                return await run_steps(steps, BookingStore(conn, on_person, on_slot, ahead))
-            finally:
-                try:
-                    await conn.rollback()  # after a refusal; nothing to do once the last step committed
-                except psycopg.Error:  # a broken connection: the pool discards it on return
-                    log.warning("booking: rollback failed; the connection is dropped")
+            return await book_on(conn, now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot,
+                                 person_id)
 
     async def _rested(self, conn: psycopg.AsyncConnection) -> None:
         conn.info_returned_at = time.monotonic()  # read by _check

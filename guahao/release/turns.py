@@ -84,5 +84,7 @@ def turns_of(state) -> Turns:
     loop = asyncio.get_running_loop()
     turns = getattr(state, "booking_turns", None)
     if turns is None or turns[0] is not loop:
-        turns = state.booking_turns = (loop, Turns(state.settings.db_connections))
+        # Bookings carried several per transaction (booking/batch.py) may be under way several per connection.
+        size = getattr(getattr(state, "pg_bookings", None), "in_flight", state.settings.db_connections)
+        turns = state.booking_turns = (loop, Turns(size))
     return turns[1]

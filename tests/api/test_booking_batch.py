@@ -1,0 +1,215 @@
+"""Several bookings in one transaction (guahao/booking/batch.py) answer as each would alone, on PostgreSQL."""
+
+import asyncio
+import threading
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from guahao.accounts.models import Ban
+from guahao.booking import batch as batching
+from guahao.booking import service
+from guahao.booking.dbthread import BookingsInThread
+from guahao.booking.pg_async import Bookings, prepare
+from guahao.booking.rules import LimitPolicy, limit_span
+from guahao.errors import DomainError
+from tests import factories as f
+
+pytestmark = pytest.mark.postgres
+NOW = f.local_dt(2026, 12, 1, 10, 0)
+D1 = date(2026, 12, 2)
+
+
+@pytest.fixture
+def db(postgres_db):
+    return postgres_db
+
+
+def _people(db, client, n):
+    people = []
+    for _ in range(n):
+        _, pid, _ = f.signup(client)
+        with db.reading() as s:
+            aid, person = s.execute(text("SELECT account_id, person_id FROM patients WHERE id = :p"),
+                                    dict(p=pid)).one()
+        people.append(dict(account=aid, patient=pid, person=person))
+    return people
+
+
+def _items(loop, wanted):
+    return [batching.Item(NOW, p["account"], slot, p["patient"], "local", None, None, p["person"],
+                          loop.create_future()) for p, slot in wanted]
+
+
+def _outcome(item):
+    try:
+        return item.future.result().Booking.slot_id
+    except DomainError as e:
+        return e.code
+
+
+def _counters_match(db) -> bool:
+    with db.reading() as s:
+        return s.execute(text(
+            "SELECT count(*) FROM clinic_sessions cs WHERE booked <> (SELECT count(*) FROM bookings b "
+            "WHERE b.session_id = cs.id AND b.status IN ('booked', 'pending_payment'))")).scalar() == 0
+
+
+def test_a_batch_answers_each_booking_as_it_would_be_answered_alone(db, client):
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        roomy, last_place = f.session(s, doc, D1, "AM", capacity=3), f.session(s, doc, D1, "PM", capacity=3)
+        roomy_slots, last_slots = f.slot_ids(s, roomy), f.slot_ids(s, last_place)
+    p = _people(db, client, 7)
+    with db.transaction() as s:
+        service.book(s, NOW, p[0]["account"], last_slots[0], p[0]["patient"], "local")
+        # Staff lower the capacity: one place left, two numbers still free.
+        s.execute(text("UPDATE clinic_sessions SET capacity = 2 WHERE id = :i"), dict(i=last_place.id))
+        s.add(Ban(person_id=p[1]["person"], starts_on=NOW.date(), ends_on=NOW.date() + timedelta(days=90),
+                  reason="爽约", created_at=NOW))
+
+    async def run():
+        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        await prepare(conn)
+        try:
+            items = _items(asyncio.get_running_loop(), [
+                (p[1], roomy_slots[0]),  # banned
+                (p[2], roomy_slots[1]),  # books
+                (p[3], last_slots[0]),  # held already: SLOT_TAKEN
+                (p[4], last_slots[1]),  # both pass the rules (one place read as left) ...
+                (p[5], roomy_slots[2]),  # books
+                (p[6], last_slots[2]),  # ... and at the write one of them finds the place gone
+            ])
+            await batching.run_batch(conn, items, limit_span(LimitPolicy()))
+            return [_outcome(i) for i in items]
+        finally:
+            await conn.close()
+    out = asyncio.run(run())
+    assert out[:3] == ["BLACKLISTED", roomy_slots[1], "SLOT_TAKEN"] and out[4] == roomy_slots[2]
+    assert sorted(map(str, out[3::2])) == sorted([str(last_slots[1]), "SESSION_FULL"])
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 4
+        assert s.execute(text("SELECT booked, capacity FROM clinic_sessions WHERE id = :i"),
+                         dict(i=last_place.id)).one() == (2, 2)
+    assert _counters_match(db)
+
+
+def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_booking(db, client):
+    """The other transaction has the row in but not committed when the batch writes: the unique index makes
+    the batch's insert wait, then do nothing — SLOT_TAKEN for that booking, the others book, counters hold."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=5))
+    p = _people(db, client, 3)
+    inserted, release = threading.Event(), threading.Event()
+
+    def other():
+        with db.sessions() as s:
+            service.book(s, NOW, p[0]["account"], slots[0], p[0]["patient"], "local")
+            s.flush()
+            inserted.set()
+            release.wait(10)
+            s.commit()
+
+    async def run():
+        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        await prepare(conn)
+        try:
+            items = _items(asyncio.get_running_loop(), [(p[1], slots[0]), (p[2], slots[1])])
+            done = asyncio.ensure_future(batching.run_batch(conn, items, limit_span(LimitPolicy())))
+            await asyncio.sleep(0.5)
+            assert not done.done()  # waiting for the other transaction's session row
+            release.set()
+            await done
+            return [_outcome(i) for i in items]
+        finally:
+            await conn.close()
+    t = threading.Thread(target=other)
+    t.start()
+    assert inserted.wait(10)
+    try:
+        assert asyncio.run(run()) == ["SLOT_TAKEN", slots[1]]
+    finally:
+        release.set()
+        t.join()
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 2
+    assert _counters_match(db)
+
+
+def test_taking_a_batch_keeps_persons_and_numbers_apart_and_order_of_arrival():
+    loop = asyncio.new_event_loop()
+    try:
+        def item(person, slot, on_person=None):
+            return batching.Item(NOW, 1, slot, 1, "local", on_person, None, person, loop.create_future())
+        a, b, same_person, same_slot, unknown, c = (item(1, 10), item(2, 11), item(1, 12), item(3, 10),
+                                                      item(None, 13), item(4, 14))
+        pending = [a, b, same_person, same_slot, unknown, c]
+        assert batching.take(pending, 8) == [a, b, c]
+        assert pending == [same_person, same_slot, unknown]
+        assert batching.take(pending, 2) == [same_person, same_slot]
+        assert batching.take(pending, 8) == [unknown]  # the person not known ahead: alone
+        counted_later = item(5, 15, on_person=object())
+        pending = [counted_later, c]
+        assert batching.take(pending, 8) == [counted_later] and pending == [c]  # a rate limit still to count
+    finally:
+        loop.close()
+
+
+def test_through_the_bookings_thread_concurrent_bookings_share_transactions(db, client):
+    """BookingsInThread with batches: 12 bookings at once over 2 connections all book, several to a
+    transaction (rows written by one transaction share its xmin)."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=20))
+    p = _people(db, client, 12)
+
+    async def run():
+        bookings = BookingsInThread(Bookings(db.pg_conninfo, 2, db.pg_connect_args), batch=8)
+        await bookings.open()
+        try:
+            views = await asyncio.gather(*(
+                bookings.book(NOW, q["account"], slots[i], q["patient"], "local", person_id=q["person"])
+                for i, q in enumerate(p[:12])))
+            return [v.Booking.slot_id for v in views]
+        finally:
+            await bookings.close()
+    assert asyncio.run(run()) == slots[:12]
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 12
+        assert s.execute(text("SELECT count(DISTINCT xmin::text) FROM bookings")).scalar() <= 6
+    assert _counters_match(db)
+
+
+def test_a_batch_that_fails_books_each_of_its_bookings_alone(db, client, monkeypatch):
+    """A deadlock with another kind of transaction, say: the batch is rolled back and each booking is
+    carried out on its own, with its own answer."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=5))
+    p = _people(db, client, 3)
+    failed = []
+
+    async def failing(conn, batch, span):
+        failed.append(len(batch))
+        async with psycopg.AsyncClientCursor(conn) as cur:
+            await cur.execute("BEGIN; INSERT INTO bookings (id) VALUES (-1)")  # fails, mid-transaction
+    monkeypatch.setattr(batching, "run_batch", failing)
+
+    async def run():
+        bookings = BookingsInThread(Bookings(db.pg_conninfo, 1, db.pg_connect_args), batch=8)
+        await bookings.open()
+        try:
+            wanted = [(p[0], slots[0]), (p[1], slots[1]), (p[2], slots[1])]
+            return await asyncio.gather(*(
+                bookings.book(NOW, q["account"], slot, q["patient"], "local", person_id=q["person"])
+                for q, slot in wanted), return_exceptions=True)
+        finally:
+            await bookings.close()
+    out = asyncio.run(run())
+    assert failed and sum(failed) >= 2
+    assert [o.Booking.slot_id for o in out[:2]] == slots[:2]
+    assert isinstance(out[2], DomainError) and out[2].code == "SLOT_TAKEN"
+    assert _counters_match(db)

@@ -83,10 +83,9 @@ def get_patient(patient_id: Id, account_id: AccountId, s: ReadSession):
 def give_id_number(patient_id: Id, body: IdNumberIn, account_id: AccountId, db: DB, now: Now, ip: ClientIp):
     """A child added by birth certificate has been given a resident ID number (A2)."""
     with db.transaction() as s:
-        person = service.give_id_number(s, now, account_id, patient_id, body.id_number)
+        p, person = service.give_id_number(s, now, account_id, patient_id, body.id_number)
         record(s, now, "account", account_id, "patient.id_number", "patient", patient_id,
                {"id_number": person.id_masked}, ip=ip)
-        p = service.get_patient(s, account_id, patient_id)
         return patient_out(p, person, service.visit_cards(s, [p.id])[p.id])
 
 

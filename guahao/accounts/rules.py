@@ -139,6 +139,10 @@ def mask_birth_certificate(number: str) -> str:
     return number[:3] + "****" + number[-3:]
 
 
+def mask_person_id(kind: str, number: str) -> str:
+    return mask_birth_certificate(number) if kind == ID_KIND_BIRTH_CERT else mask_id(number)
+
+
 def mask_phone(phone: str) -> str:
     return phone[:3] + "****" + phone[-4:]
 

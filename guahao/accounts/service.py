@@ -21,15 +21,19 @@ from guahao.privacy import lookup_hash
 _DUMMY_HASH: list[str] = []
 
 
+def _identity(kind: str, number: str) -> dict:
+    """A person's identity columns: what they are known by (A3), stored encrypted, hashed and masked."""
+    return dict(id_kind=kind, id_hash=lookup_hash(rules.person_key(kind, number)), id_number=number,
+                id_masked=rules.mask_person_id(kind, number))
+
+
 def _get_or_create_person(s: Session, info: rules.IdNumber | rules.BirthCertificate, now: datetime) -> Person:
     kind = rules.ID_KIND_BIRTH_CERT if isinstance(info, rules.BirthCertificate) else rules.ID_KIND_RESIDENT
     key = rules.person_key(kind, info.number)
     person = repo.person_by_id_number(s, key)
     if person:
         return person
-    masked = rules.mask_birth_certificate(info.number) if kind == rules.ID_KIND_BIRTH_CERT else rules.mask_id(info.number)
-    person = Person(id_kind=kind, id_hash=lookup_hash(key), id_number=info.number, id_masked=masked,
-                    birth_date=info.birth_date, sex=info.sex, created_at=now)
+    person = Person(**_identity(kind, info.number), birth_date=info.birth_date, sex=info.sex, created_at=now)
     try:
         with s.begin_nested():
             s.add(person)
@@ -135,7 +139,8 @@ def add_patient(
     return patient
 
 
-def give_id_number(s: Session, now: datetime, account_id: int, patient_id: int, id_number: str) -> Person:
+def give_id_number(s: Session, now: datetime, account_id: int, patient_id: int,
+                   id_number: str) -> tuple[Patient, Person]:
     """A child added by birth certificate (A2) has been given a resident ID number: the same person, from
     now on known by it under every account (A3); bookings, no-shows and bans stay theirs. An ID number
     already registered as another person is refused rather than merged: which record to keep is for a
@@ -145,16 +150,17 @@ def give_id_number(s: Session, now: datetime, account_id: int, patient_id: int, 
     if person.id_kind != rules.ID_KIND_BIRTH_CERT:
         raise DomainError("VALIDATION_ERROR", "该就诊人已使用身份证号码登记")
     info = rules.check_id_for_certificate(id_number, person.birth_date, person.sex, local(now).date())
+    identity = _identity(rules.ID_KIND_RESIDENT, info.number)
     if repo.person_by_id_number(s, info.number) is not None:
         raise DomainError("ID_NUMBER_REGISTERED")
-    person.id_kind, person.id_hash = rules.ID_KIND_RESIDENT, lookup_hash(info.number)
-    person.id_number, person.id_masked = info.number, rules.mask_id(info.number)
+    for column, value in identity.items():
+        setattr(person, column, value)
     try:
         with s.begin_nested():
             s.flush()
     except IntegrityError:  # registered by another account at this very moment
         raise DomainError("ID_NUMBER_REGISTERED") from None
-    return person
+    return patient, person
 
 
 def get_patient(s: Session, account_id: int, patient_id: int) -> Patient:

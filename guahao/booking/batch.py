@@ -17,13 +17,11 @@ and books each of its bookings alone, as before.
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
-
 import psycopg
 from psycopg.rows import namedtuple_row
 
-from guahao.booking.pg_async import (_LOCK, _NEAR, _NO_END, _SLOT, BOOKING_COLUMNS, BookingStore, _ACTIVE,
-                                     run_steps)
+from guahao.booking.pg_async import (_LOCK, _NEAR, _SLOT, BOOKING_COLUMNS, BookingStore, _ACTIVE, read_slot_lock,
+                                     run_steps, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.db import stored_utc
@@ -67,9 +65,6 @@ class Item:
     def steps(self):
         return booking_steps(self.now, self.account_id, self.slot_id, self.patient_id, self.insurance_type)
 
-    def ahead(self, span: int):
-        return None if self.person_id is None else (self.person_id, local(self.now).date(), span)
-
 
 def take(pending: list, size: int) -> list:
     """The oldest pending booking and, when it can share, the next ones that can (distinct persons and
@@ -98,10 +93,7 @@ class _Store(BookingStore):
         self.item, self.read, self.arrived = item, read, arrived
 
     async def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
-        row, today, lo, locked, visits = self.read
-        if locked is not None:
-            self._locked = (self.item.person_id, today, lo, locked[0], [tuple(v) for v in visits])
-        return self._slot_row(row)
+        return self._slot_read(*self.read)
 
     async def book_place(self, values: dict):
         item = self.item
@@ -116,23 +108,12 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     """Book `batch` in one transaction and set each item's future. A psycopg error leaves the futures
     unset (the caller rolls back and books each alone)."""
     batch = sorted(batch, key=lambda i: i.person_id)
-    reads = []
+    params = [slot_params(it.slot_id, it.account_id, it.patient_id, (it.person_id, local(it.now).date(), span))
+              for it in batch]
     async with psycopg.AsyncClientCursor(conn, row_factory=namedtuple_row) as cur:
-        parts = ["BEGIN"]
-        for it in batch:
-            today = local(it.now).date()
-            params = dict(slot_id=it.slot_id, account_id=it.account_id, patient_id=it.patient_id,
-                          pid=it.person_id, today=today, lo=today - timedelta(days=span), hi=_NO_END)
-            reads.append((today, params["lo"]))
-            parts += [cur.mogrify(q, params) for q in (_SLOT, _LOCK, _NEAR)]
-        await cur.execute("; ".join(parts))
-        for n in range(len(batch)):
-            cur.nextset()
-            row = await cur.fetchone()
-            cur.nextset()
-            locked = await cur.fetchone()
-            cur.nextset()
-            reads[n] = (row, *reads[n], locked, await cur.fetchall())
+        # BEGIN_SLOT_LOCK's statements for each booking, in one message.
+        await cur.execute("; ".join(["BEGIN", *(cur.mogrify(q, p) for p in params for q in (_SLOT, _LOCK, _NEAR))]))
+        reads = [(p, *await read_slot_lock(cur)) for p in params]
     loop = asyncio.get_running_loop()
     arrived = [loop.create_future() for _ in batch]
     tasks = [asyncio.ensure_future(run_steps(it.steps(), _Store(conn, it, read, a)))

@@ -83,6 +83,26 @@ BEGIN_SLOT_LOCK = f"{BEGIN_SLOT}; {LOCK_AND_VISITS}"
 _NO_END = date(9999, 12, 31)
 
 
+def slot_params(slot_id: int, account_id: int, patient_id: int, ahead: tuple[int, date, int] | None) -> dict:
+    """The parameters of BEGIN_SLOT, or of BEGIN_SLOT_LOCK when the person is known `ahead` (person id,
+    today, the limits' span): visits are read from `today − span` on, no slot's date being known yet."""
+    params = dict(slot_id=slot_id, account_id=account_id, patient_id=patient_id)
+    if ahead is not None:
+        pid, today, span = ahead
+        params.update(pid=pid, today=today, lo=today - timedelta(days=span), hi=_NO_END)
+    return params
+
+
+async def read_slot_lock(cur) -> tuple:
+    """(slot row, person lock row, visits): the three results after the cursor's current one."""
+    cur.nextset()
+    row = await cur.fetchone()
+    cur.nextset()
+    locked = await cur.fetchone()
+    cur.nextset()
+    return row, locked, await cur.fetchall()
+
+
 async def prepare(conn: psycopg.AsyncConnection) -> None:
     """Prepare the booking's statements on a new connection (the pool's `configure`)."""
     async with psycopg.AsyncClientCursor(conn) as cur:
@@ -128,22 +148,19 @@ class BookingStore:
 
     async def slot_for_booking(self, slot_id: int, account_id: int, patient_id: int):
         """The first step: begins the transaction in the same round trip."""
-        params = dict(slot_id=slot_id, account_id=account_id, patient_id=patient_id)
         ahead = self.person_ahead
-        if ahead is not None:
-            pid, today, span = ahead
-            params.update(pid=pid, today=today, lo=today - timedelta(days=span), hi=_NO_END)
+        params = slot_params(slot_id, account_id, patient_id, ahead)
         async with self._cursor(namedtuple_row) as cur:
             await cur.execute(BEGIN_SLOT if ahead is None else BEGIN_SLOT_LOCK, params)
-            cur.nextset()
-            row = await cur.fetchone()
             if ahead is not None:
-                cur.nextset()
-                locked = await cur.fetchone()
-                cur.nextset()
-                visits = await cur.fetchall()
-                if locked is not None:  # used only for this person (lock_person)
-                    self._locked = (pid, today, params["lo"], locked[0], [tuple(v) for v in visits])
+                return self._slot_read(params, *await read_slot_lock(cur))
+            cur.nextset()
+            return self._slot_read(params, await cur.fetchone())
+
+    def _slot_read(self, params: dict, row, locked=None, visits=()):
+        """The slot's row as the steps see it; the person's lock and visits kept for `lock_person`."""
+        if locked is not None:  # used only for this person (lock_person)
+            self._locked = (params["pid"], params["today"], params["lo"], locked[0], [tuple(v) for v in visits])
         return self._slot_row(row)
 
     def _slot_row(self, row):

@@ -169,7 +169,7 @@ def give_id_number(request: Request, patient_id: Id, db: DB, now: Now, ip: Clien
     check_csrf(request, csrf_token)
     try:
         with db.transaction() as s:
-            person = accounts.give_id_number(s, now, account_id, patient_id, id_number)
+            _, person = accounts.give_id_number(s, now, account_id, patient_id, id_number)
             record(s, now, "account", account_id, "patient.id_number", "patient", patient_id,
                    {"id_number": person.id_masked}, ip=ip)
     except DomainError as e:

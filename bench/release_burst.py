@@ -49,7 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--connections", type=int, default=256)
     p.add_argument("--storm-seconds", type=float, default=20.0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    p.add_argument("--server", choices=("guahao", "uvicorn", "granian"), default="guahao",
+                   help="guahao: `guahao serve` (uvicorn workers, a listening socket each); uvicorn: uvicorn's "
+                        "own --workers (one shared socket); granian")
     p.add_argument("--pool-size", type=int, default=8,
                    help="database connections per worker (8: the production default, pool 4 + overflow 4)")
     p.add_argument("--phase-seconds", type=float, default=6.0, help="total length of each ceiling measurement")
@@ -114,7 +116,10 @@ def start_server(args, db_url: str, redis_url: str | None, server_now: datetime,
     else:
         env.pop("GUAHAO_REDIS_URL", None)
     py = sys.executable
-    if args.server == "uvicorn":
+    if args.server == "guahao":
+        cmd = [py, "-m", "guahao.cli", "serve", "--host", "127.0.0.1", "--port", str(args.port),
+               "--workers", str(args.workers), "--no-access-log", "--log-level", "warning", "--backlog", "4096"]
+    elif args.server == "uvicorn":
         cmd = [py, "-m", "uvicorn", "guahao.asgi:app", "--host", "127.0.0.1", "--port", str(args.port),
                "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
                "--backlog", "4096"]
@@ -290,7 +295,7 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         sc_mod.set_release(db, world, server_time(t_release))
         out["T_server_clock"] = server_time(t_release).astimezone(TZ_CN).isoformat(timespec="milliseconds")
         log(f"[{kind}] T = {out['T_server_clock']} (server clock); refresh storm from T-{sc.storm_seconds:g}s …")
-        recs, _ = run_loop(sc_mod.run_burst(base, world, tokens, sc, t_release))
+        recs, _ = run_loop(without_gc(sc_mod.run_burst(base, world, tokens, sc, t_release)))
         out["burst"] = sc_mod.analyze(recs, sc, world)
         out["timeline"] = sc_mod.timeline(recs)
         log(f"[{kind}] burst done in {out['burst']['burst_seconds']}s after T; verifying against the database …")
@@ -360,6 +365,22 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
             round(b["booking_attempts_per_s"] / rawr, 3) if rawr else None),
     )
     return out
+
+
+async def without_gc(coro):
+    """Run the burst with this process's cyclic garbage collector off: a full collection over the
+    generator's records stalls its event loop, and every answer in flight meanwhile would be timed late as
+    if the server had been slow (gen-2 pauses showed as lumps of ~100 ms answers after sold out)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return await coro
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def log(msg: str) -> None:

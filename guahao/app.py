@@ -90,10 +90,17 @@ async def _lifespan(app: FastAPI):
     if bookings is not None:
         await bookings.open()  # connects in the background: ready before the release instant
     warming = asyncio.ensure_future(_warm(app))  # the server's start does not wait for Redis
+    gate = getattr(app.state, "gate", None)
+    if gate is not None:
+        # Subscribed before the release instant: started at the first booking attempt, a worker forgot what
+        # it had learned at T when its subscription came up, and missed the other workers' news until then.
+        gate.start()
     try:
         yield
     finally:
         warming.cancel()
+        if gate is not None:
+            gate.stop()
         if bookings is not None:
             await bookings.close()
 

@@ -194,10 +194,20 @@ def serve(
     workers: Annotated[int, typer.Option(help="server processes (production: 2 per core)")] = 1,
     with_worker: Annotated[bool, typer.Option(help="also run the background jobs in this process")] = False,
     access_log: Annotated[bool, typer.Option(help="one log line per request (costs CPU at the release burst)")] = True,
+    reuse_port: Annotated[bool, typer.Option(
+        help="with several workers, each listens on a socket of its own (SO_REUSEPORT) so that connections "
+             "spread evenly; --no-reuse-port: one shared socket, uvicorn's own way")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
+    backlog: Annotated[int, typer.Option(help="connections waiting to be accepted, per listening socket")] = 2048,
 ):
     """Serve the platform (API at /api/v1, docs at /docs)."""
     import uvicorn
+    from uvicorn.config import LOG_LEVELS
 
+    from guahao import serving
+
+    if log_level not in LOG_LEVELS:
+        raise typer.BadParameter(f"one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
     _settings()
     if with_worker:
         from guahao.clock import clock_from_setting
@@ -206,8 +216,17 @@ def serve(
         start_background(_database(), clock_from_setting(_settings().now))
         typer.echo("background worker running in-process (docs/worker.md)")
     typer.echo(f"guahao serving at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run("guahao.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                proxy_headers=True, access_log=access_log)
+    options = dict(host=host, port=port, workers=workers, log_level=log_level, proxy_headers=True,
+                   access_log=access_log, backlog=backlog)
+    if workers > 1 and reuse_port and serving.can_reuse_port():
+        try:
+            serving.run(uvicorn.Config("guahao.asgi:app", **options))
+        except OSError as e:
+            typer.echo(f"无法监听 / cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+            raise typer.Exit(1)
+    else:
+        uvicorn.run("guahao.asgi:app", **options)
+
 
 from guahao.worker.cli import register as _register_clockwork  # noqa: E402
 

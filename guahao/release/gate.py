@@ -86,8 +86,9 @@ class Gate:
         with self._lock:
             if not self.redis_url or self._thread is not None:
                 return
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._listen, name="guahao-gate", daemon=True)
+            self._stop = threading.Event()  # its own: a listener stopped a moment ago may still be winding down
+            self._thread = threading.Thread(target=self._listen, args=(self._stop,), name="guahao-gate",
+                                            daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -264,11 +265,11 @@ class Gate:
         log.warning("gate: publish failed (%s); other processes rely on the %.1fs TTL", e, self.ttl_alone)
         self._pub_down_until = time.monotonic() + 1.0
 
-    def _listen(self) -> None:
+    def _listen(self, stop: threading.Event) -> None:
         import redis
 
         me = self.origin
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1, health_check_interval=10)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -276,7 +277,7 @@ class Gate:
                 # Messages may have been missed while unsubscribed: start from a clean memory.
                 self.forget_all()
                 self.subscribed = True
-                while not self._stop.is_set():
+                while not stop.is_set():
                     msg = pubsub.get_message(timeout=1.0)
                     if msg is None:
                         continue
@@ -293,8 +294,9 @@ class Gate:
                 if self.subscribed:
                     log.warning("gate: Redis subscription lost (%s); flags now live %.1fs", e, self.ttl_alone)
                 self.subscribed = False
-                self._stop.wait(1.0)
-        self.subscribed = False
+                stop.wait(1.0)
+        if stop is self._stop:
+            self.subscribed = False
 
 
 def _booked_message(session_id: int, slot_id: int, places_left: int | None) -> str:

@@ -83,3 +83,29 @@ def test_a_booking_on_the_event_loop_is_told_to_the_others_without_waiting_for_r
     assert b.refusal(2, NOW).code == "SESSION_FULL"
     assert _wait(lambda: a.refusal(2, NOW) is not None, 2.0)
     assert a.refusal(2, NOW).code == "SESSION_FULL" and not b._publishing
+
+
+def test_a_worker_subscribes_when_it_starts_not_at_its_first_booking_attempt(db):
+    """Subscribing at T made each worker forget what it had learned in its first milliseconds and miss the
+    other workers' news until its subscription came up."""
+    import redis
+    from fastapi.testclient import TestClient
+
+    from guahao.app import create_app
+    from guahao.clock import SystemClock
+    from guahao.config import Settings
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping()
+    except Exception:
+        pytest.skip("Redis not reachable")
+    app = create_app(Settings(redis_url=REDIS, redis_prefix=f"guahao:test:{uuid.uuid4().hex}:"), db=db,
+                     clock=SystemClock())
+    gate = app.state.gate
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert _wait(lambda: gate.subscribed)
+        listener = gate._thread
+    assert gate._thread is None
+    listener.join(5)
+    assert not listener.is_alive() and not gate.subscribed

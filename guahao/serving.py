@@ -1,0 +1,57 @@
+"""Several uvicorn worker processes, each accepting connections on a listening socket of its own.
+
+uvicorn's `--workers N` has every worker accept on one shared socket: whichever worker's loop is idle when
+a connection arrives takes it, so the split is uneven (a bench run's 256 keep-alive connections split
+184/72 and 64/196 between two workers), and at the release instant the worker holding most connections
+gets most of the attempts while the other's database connections sit idle. With SO_REUSEPORT each worker
+listens on a socket of its own bound to the same address, and the kernel spreads new connections over
+them by a hash of the client's address and port (`python -m bench.release_burst` prints the split).
+
+The parent first checks that the address is free with a plain socket (SO_REUSEPORT alone would let a second
+server on the same port share it silently), then binds it with SO_REUSEPORT without listening, to hand to
+uvicorn's supervisor (restarts, signals and health checks are uvicorn's `Multiprocess`); a socket that is
+bound but not listening takes no connections. Caveat of SO_REUSEPORT: connections waiting in a worker's
+accept queue when that worker stops are reset; a rolling restart (SIGHUP) may drop a few.
+"""
+
+import socket
+
+from uvicorn import Config
+from uvicorn.supervisors import multiprocess
+
+
+def reuse_port_socket(address: tuple, family: int = socket.AF_INET) -> socket.socket:
+    sock = socket.socket(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _OwnSocketProcess(multiprocess.Process):
+    """A worker that listens on a socket of its own, bound to the address of the parent's."""
+
+    def target(self, sockets=None) -> None:  # runs in the worker process
+        own = []
+        for shared in sockets or ():
+            own.append(reuse_port_socket(shared.getsockname()[:2], shared.family))
+            shared.close()
+        super().target(own)
+
+
+def run(config: Config) -> None:
+    """Serve `config` (an import string app, `workers` > 1) with one listening socket per worker. Raises
+    OSError when the address is taken."""
+    family = socket.AF_INET6 if ":" in (config.host or "") else socket.AF_INET
+    with socket.socket(family=family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((config.host, config.port))
+    sock = reuse_port_socket((config.host, config.port), family)
+    # uvicorn's supervisor makes its workers by this module-level name (start, restarts, SIGTTIN).
+    multiprocess.Process = _OwnSocketProcess
+    multiprocess.Multiprocess(config, sockets=[sock]).run()
+
+
+def can_reuse_port() -> bool:
+    return hasattr(socket, "SO_REUSEPORT")

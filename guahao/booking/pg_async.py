@@ -267,7 +267,11 @@ class Bookings:
             self._loop = loop
             self._pool = AsyncConnectionPool(
                 self.conninfo, min_size=self.size, max_size=self.size, open=False, timeout=self.timeout,
-                kwargs=dict(self.connect_args, autocommit=True), configure=prepare, check=self._check,
+                # prepare_threshold=None: psycopg never prepares a statement of its own (the rest ping
+                # would be, after 5 runs), and so never sends the DEALLOCATE ALL that its rollback() sends
+                # once it has one — which would drop the booking's statements (`prepare`) too.
+                kwargs=dict(self.connect_args, autocommit=True, prepare_threshold=None), configure=prepare,
+                check=self._check,
                 reset=self._rested)
         return self._pool
 

@@ -477,3 +477,30 @@ def test_on_a_thread_of_its_own_a_booking_commits_while_the_server_loop_is_busy(
         assert not thread.is_alive() and not bookings.ready()
     asyncio.run(run())
     assert calls == [("slot", False, world["sessions"][0]), ("person", True, a["person"])]
+
+
+def test_a_connection_pinged_often_keeps_its_prepared_statements_after_a_refusal(pg, world):
+    """psycopg prepares a statement of its own once run 5 times (the rest ping `SELECT 1` included), and from
+    then on its rollback() sends DEALLOCATE ALL, which took the booking's prepared statements with it: the
+    next booking on that connection failed with "prepared statement does not exist". A server running all
+    day pings each connection after every rest, so that came in production, not only under the bench's
+    granian replay where it was seen. The bookings' connections never let psycopg prepare on its own."""
+    a, b = world["people"][0], world["people"][1]
+    slots = world["slots"][0]
+
+    async def run():
+        bookings = _bookings(pg, size=1)
+        await bookings.open()
+        try:
+            async with bookings.pool().connection() as c:
+                for _ in range(8):
+                    await bookings.ping(c)
+            await bookings.book(NOW, a["account"], slots[0], a["patient"], "local")
+            with pytest.raises(DomainError) as refused:  # rolled back by book_on
+                await bookings.book(NOW, b["account"], slots[0], b["patient"], "local")
+            assert refused.value.code == "SLOT_TAKEN"
+            return await bookings.book(NOW, b["account"], slots[1], b["patient"], "local")
+        finally:
+            await bookings.close()
+    view = asyncio.run(run())
+    assert view.Booking.slot_id == slots[1] and view.Booking.patient_id == b["patient"]

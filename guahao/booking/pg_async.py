@@ -103,10 +103,25 @@ async def read_slot_lock(cur) -> tuple:
     return row, locked, await cur.fetchall()
 
 
+# Ids that match nothing, for running each statement once when a connection opens (`prepare`).
+_NOBODY = dict(slot_id=0, account_id=0, patient_id=0, pid=0, today=date(2000, 1, 1), lo=date(2000, 1, 1),
+               hi=date(2000, 1, 1), hospital_id=0)
+# A connection's first run of a statement is several times slower than the next ones: PostgreSQL plans it
+# and fills that backend's catalog caches (tables, indexes, statistics). The connections are opened when the
+# server starts and, before the release, carry no booking, so at T every first batch paid for that: timed
+# inside a worker, a batch's first round trip took 40–95 ms at T and 1–3 ms a second later. Run once here,
+# on ids that match nothing and rolled back, and planned once for good (generic plans: every statement is a
+# look-up by key, whose plan does not depend on the values).
+# (The COMMIT ends the message's implicit transaction: without it the BEGIN would take the SET in, and the
+# ROLLBACK undo it.)
+WARM = f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; ROLLBACK"
+
+
 async def prepare(conn: psycopg.AsyncConnection) -> None:
-    """Prepare the booking's statements on a new connection (the pool's `configure`)."""
+    """Prepare the booking's statements on a new connection (the pool's `configure`) and warm them (WARM),
+    in one round trip."""
     async with psycopg.AsyncClientCursor(conn) as cur:
-        await cur.execute(PREPARE)
+        await cur.execute(f"{PREPARE};\n{WARM}", _NOBODY)
 
 
 BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "slot_id", "session_id",
@@ -180,14 +195,23 @@ class BookingStore:
             await cur.execute(_CARD, dict(patient_id=patient_id, hospital_id=hospital_id))
             return await cur.fetchone() is not None
 
+    def locked_with_slot(self, person_id: int, today: date, around: date, span: int):
+        """`lock_person`'s answer when the slot's step took that person's lock and visits, else None."""
+        if self._locked is None:
+            return None
+        pid, locked_today, read_from, banned_until, visits = self._locked
+        lo, hi = around - timedelta(days=span), around + timedelta(days=span)
+        if (pid, locked_today) != (person_id, today) or lo < read_from:
+            return None
+        return banned_until, [v for v in visits if lo <= v[2] <= hi]
+
     async def lock_person(self, person_id: int, today: date, around: date, span: int):
         """(end of the person's ban or None, their active visits within `span` days of `around`): the
         lock, then the read under it, in one round trip — or none, when the slot's step took them."""
+        taken = self.locked_with_slot(person_id, today, around, span)
+        if taken is not None:
+            return taken
         lo, hi = around - timedelta(days=span), around + timedelta(days=span)
-        if self._locked is not None:
-            pid, locked_today, read_from, banned_until, visits = self._locked
-            if (pid, locked_today) == (person_id, today) and lo >= read_from:
-                return banned_until, [v for v in visits if lo <= v[2] <= hi]
         async with self._cursor() as cur:
             await cur.execute(LOCK_AND_VISITS, dict(pid=person_id, today=today, lo=lo, hi=hi))
             row = await cur.fetchone()

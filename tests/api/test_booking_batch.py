@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from guahao.accounts.models import Ban
+from guahao.accounts.models import Ban, VisitCard
 from guahao.booking import batch as batching
 from guahao.booking import service
 from guahao.booking.dbthread import BookingsInThread
@@ -93,6 +93,36 @@ def test_a_batch_answers_each_booking_as_it_would_be_answered_alone(db, client):
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 4
         assert s.execute(text("SELECT booked, capacity FROM clinic_sessions WHERE id = :i"),
                          dict(i=last_place.id)).one() == (2, 2)
+    assert _counters_match(db)
+
+
+def test_steps_that_must_ask_the_database_still_run_inside_the_batch(db, client):
+    """A batch answers its bookings' steps from its first round trip as plain calls; a visit card, or a
+    person other than the one expected, still asks the database on the batch's connection."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s, requires_visit_card=True)))
+        cs = f.session(s, doc, D1, "AM", capacity=5)
+        slots = f.slot_ids(s, cs)
+    p = _people(db, client, 4)
+    with db.transaction() as s:
+        for q in (p[0], p[2]):
+            s.add(VisitCard(patient_id=q["patient"], hospital_id=cs.hospital_id, card_number=f"C{q['patient']}",
+                            created_at=NOW))
+
+    async def run():
+        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        await prepare(conn)
+        try:
+            items = _items(asyncio.get_running_loop(), [(p[0], slots[0]), (p[1], slots[1]), (p[2], slots[2])])
+            items[2].person_id = p[3]["person"]  # a wrong guess: the person is locked in a round trip of its own
+            await batching.run_batch(conn, items, limit_span(LimitPolicy()))
+            return [_outcome(i) for i in items]
+        finally:
+            await conn.close()
+    assert asyncio.run(run()) == [slots[0], "VISIT_CARD_REQUIRED", slots[2]]
+    with db.reading() as s:
+        assert s.execute(text("SELECT patient_id FROM bookings ORDER BY slot_id")).scalars().all() == [
+            p[0]["patient"], p[2]["patient"]]
     assert _counters_match(db)
 
 

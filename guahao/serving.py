@@ -1,11 +1,11 @@
 """Several uvicorn worker processes, each accepting connections on a listening socket of its own.
 
 uvicorn's `--workers N` has every worker accept on one shared socket: whichever worker's loop is idle when
-a connection arrives takes it, so the split is uneven (a bench run's 256 keep-alive connections split
-184/72 and 64/196 between two workers), and at the release instant the worker holding most connections
-gets most of the attempts while the other's database connections sit idle. With SO_REUSEPORT each worker
-listens on a socket of its own bound to the same address, and the kernel spreads new connections over
-them by a hash of the client's address and port (`python -m bench.release_burst` prints the split).
+a connection arrives takes it, so the split is uneven (timed inside two workers, the bench's first wave of
+256 attempts at the release instant split 184/99, and 64/196 in another run), and the worker holding most
+connections gets most of the attempts while the other's database connections sit idle. With SO_REUSEPORT
+each worker listens on a socket of its own bound to the same address, and the kernel spreads new
+connections over them by a hash of the client's address and port (125/131 and 132/129 in traced runs).
 
 The parent first checks that the address is free with a plain socket (SO_REUSEPORT alone would let a second
 server on the same port share it silently), then binds it with SO_REUSEPORT without listening, to hand to

@@ -21,27 +21,13 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import namedtuple_row
 
-from guahao.booking.pg_async import (_LOCK, _NEAR, _SLOT, BOOKING_COLUMNS, BookingStore, _ACTIVE, read_slot_lock,
-                                     slot_params)
+from guahao.booking.pg_async import (_LOCK, _LOCK_SESSIONS, _NEAR, _PLACE, _SLOT, BOOKING_COLUMNS, BookingStore,
+                                     _ACTIVE, read_slot_lock, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.db import stored_utc
 from guahao.errors import DomainError
 
-LOCK_SESSIONS = "SELECT id FROM clinic_sessions WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE"
-# The sessions are locked by the batch (LOCK_SESSIONS) before this runs: `room` reads the counter no other
-# transaction can change until the commit.
-PLACE = f"""
-WITH room AS (
-    SELECT 1 FROM clinic_sessions WHERE id = %(session_id)s AND booked < capacity AND status = 'open'),
-ins AS (
-    INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
-    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM room
-    ON CONFLICT DO NOTHING RETURNING id),
-taken AS (
-    UPDATE clinic_sessions SET booked = booked + 1
-    WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM ins) RETURNING capacity - booked AS places_left)
-SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room)"""
 WHICH_CONFLICT = f"SELECT EXISTS (SELECT 1 FROM bookings WHERE slot_id = %(slot_id)s AND status IN ({_ACTIVE}))"
 
 
@@ -159,8 +145,8 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     if writing:
         async with psycopg.AsyncClientCursor(conn) as cur:
             ids = sorted({row["session_id"] for _, _, row in writing})
-            parts = [cur.mogrify(LOCK_SESSIONS, dict(ids=ids))]
-            parts += [cur.mogrify(PLACE, row) for _, _, row in writing]
+            parts = [cur.mogrify(_LOCK_SESSIONS, dict(ids=ids))]
+            parts += [cur.mogrify(_PLACE, row) for _, _, row in writing]
             await cur.execute("; ".join(parts) + "; COMMIT")
             for _ in writing:
                 cur.nextset()

@@ -58,6 +58,29 @@ SELECT hospital_id, department_id, visit_date FROM bookings
 WHERE person_id = %(pid)s AND status IN ({_ACTIVE}) AND visit_date BETWEEN %(lo)s AND %(hi)s"""
 
 
+BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "slot_id", "session_id",
+                   "hospital_id", "department_id", "doctor_id", "visit_date", "period", "period_start",
+                   "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
+                   "rescheduled_from_id")
+
+# Several bookings per transaction (booking/batch.py): the batch locks its sessions in id order, then writes
+# each booking with its place.
+LOCK_SESSIONS = "SELECT id FROM clinic_sessions WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE"
+# The sessions are locked by the batch (LOCK_SESSIONS) before this runs: `room` reads the counter no other
+# transaction can change until the commit.
+PLACE = f"""
+WITH room AS (
+    SELECT 1 FROM clinic_sessions WHERE id = %(session_id)s AND booked < capacity AND status = 'open'),
+ins AS (
+    INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
+    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM room
+    ON CONFLICT DO NOTHING RETURNING id),
+taken AS (
+    UPDATE clinic_sessions SET booked = booked + 1
+    WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM ins) RETURNING capacity - booked AS places_left)
+SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room)"""
+
+
 def _prepared(name: str, sql: str) -> tuple[str, str]:
     """(PREPARE once per connection, EXECUTE with the statement's named parameters): several statements
     go in one simple-protocol round trip (values bound client-side), and the server still parses and
@@ -71,7 +94,12 @@ _PREPARE_SLOT, _SLOT = _prepared("guahao_slot_for_booking", SLOT_FOR_BOOKING)
 _PREPARE_CARD, _CARD = _prepared("guahao_has_visit_card", HAS_VISIT_CARD)
 _PREPARE_LOCK, _LOCK = _prepared("guahao_lock_person", LOCK_PERSON)
 _PREPARE_NEAR, _NEAR = _prepared("guahao_visits_near", VISITS_NEAR)
-PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR))
+# A batch's writes are prepared too: they run while the batch holds its sessions' row locks, which every
+# other batch of those sessions waits for, so planning them there lengthened every wait.
+_PREPARE_LOCK_SESSIONS, _LOCK_SESSIONS = _prepared("guahao_lock_sessions", LOCK_SESSIONS)
+_PREPARE_PLACE, _PLACE = _prepared("guahao_place", PLACE)
+PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR, _PREPARE_LOCK_SESSIONS,
+                       _PREPARE_PLACE))
 # Round trips of a booking: the transaction's start and the slot; the person's lock and visits; the
 # booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
 BEGIN_SLOT = f"BEGIN; {_SLOT}"
@@ -104,8 +132,9 @@ async def read_slot_lock(cur) -> tuple:
 
 
 # Ids that match nothing, for running each statement once when a connection opens (`prepare`).
-_NOBODY = dict(slot_id=0, account_id=0, patient_id=0, pid=0, today=date(2000, 1, 1), lo=date(2000, 1, 1),
-               hi=date(2000, 1, 1), hospital_id=0)
+_NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, patient_id=0, pid=0,
+               today=date(2000, 1, 1), lo=date(2000, 1, 1), hi=date(2000, 1, 1), hospital_id=0, session_id=0,
+               ids=[0])
 # A connection's first run of a statement is several times slower than the next ones: PostgreSQL plans it
 # and fills that backend's catalog caches (tables, indexes, statistics). The connections are opened when the
 # server starts and, before the release, carry no booking, so at T every first batch paid for that: timed
@@ -114,7 +143,8 @@ _NOBODY = dict(slot_id=0, account_id=0, patient_id=0, pid=0, today=date(2000, 1,
 # look-up by key, whose plan does not depend on the values).
 # (The COMMIT ends the message's implicit transaction: without it the BEGIN would take the SET in, and the
 # ROLLBACK undo it.)
-WARM = f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; ROLLBACK"
+WARM = (f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; "
+        f"{_LOCK_SESSIONS}; {_PLACE}; ROLLBACK")
 
 
 async def prepare(conn: psycopg.AsyncConnection) -> None:
@@ -124,10 +154,6 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
         await cur.execute(f"{PREPARE};\n{WARM}", _NOBODY)
 
 
-BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "slot_id", "session_id",
-                   "hospital_id", "department_id", "doctor_id", "visit_date", "period", "period_start",
-                   "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
-                   "rescheduled_from_id")
 # The booking row and its session's place in one statement, and the commit in the same round trip (two
 # statements in one simple-protocol query, so the parameters are bound client-side): the session's counter
 # row is locked from this statement until its commit, and no other booking of that session waits for this

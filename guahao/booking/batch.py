@@ -21,11 +21,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import namedtuple_row
 
-from guahao.booking.pg_async import (_LOCK, _LOCK_SESSIONS, _NEAR, _PLACE, _SLOT, BOOKING_COLUMNS, BookingStore,
-                                     _ACTIVE, read_slot_lock, slot_params)
+from guahao.booking.pg_async import (_LOCK_SESSIONS, _PLACE, SLOT_LOCK, BookingStore, _ACTIVE, booking_row,
+                                     read_slot_lock, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
-from guahao.db import stored_utc
 from guahao.errors import DomainError
 
 WHICH_CONFLICT = f"SELECT EXISTS (SELECT 1 FROM bookings WHERE slot_id = %(slot_id)s AND status IN ({_ACTIVE}))"
@@ -125,8 +124,8 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     params = [slot_params(it.slot_id, it.account_id, it.patient_id, (it.person_id, local(it.now).date(), span))
               for it in batch]
     async with psycopg.AsyncClientCursor(conn, row_factory=namedtuple_row) as cur:
-        # BEGIN_SLOT_LOCK's statements for each booking, in one message.
-        await cur.execute("; ".join(["BEGIN", *(cur.mogrify(q, p) for p in params for q in (_SLOT, _LOCK, _NEAR))]))
+        # BEGIN_SLOT_LOCK for every booking, in one message.
+        await cur.execute("; ".join(["BEGIN", *(cur.mogrify(SLOT_LOCK, p) for p in params)]))
         reads = [(p, *await read_slot_lock(cur)) for p in params]
     outcomes: dict[int, object] = {}  # id(item) -> view or refusal
     writing = []  # (item, its steps, its row)
@@ -137,9 +136,7 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
         except DomainError as e:
             outcomes[id(it)] = e
             continue
-        row = {c: values.get(c) for c in BOOKING_COLUMNS}
-        row["created_at"] = stored_utc(values["created_at"])
-        writing.append((it, steps, row))
+        writing.append((it, steps, booking_row(values)))
     writing.sort(key=lambda w: w[2]["session_id"])
     results = []
     if writing:
@@ -158,7 +155,7 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
         if bid is None and room:
             conflicts.append(it)  # a unique index refused the row
         else:
-            outcomes[id(it)] = _after_write(steps, (bid, left) if bid is not None else (None, None))
+            outcomes[id(it)] = _after_write(steps, (bid, left))  # (None, None): no place was left
     if conflicts:  # which index (the other transactions have committed by now)
         async with psycopg.AsyncClientCursor(conn) as cur:
             for it in conflicts:

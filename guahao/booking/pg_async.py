@@ -107,7 +107,8 @@ LOCK_AND_VISITS = f"{_LOCK}; {_NEAR}"
 # When the person behind the patient is known before the slot is read (security/guards reads it ahead of
 # the release): their lock and visits go with the slot, two round trips in all. Their visits are read from
 # a date on (no slot's date is known yet) and the ones near the visit date picked out afterwards.
-BEGIN_SLOT_LOCK = f"{BEGIN_SLOT}; {LOCK_AND_VISITS}"
+SLOT_LOCK = f"{_SLOT}; {LOCK_AND_VISITS}"
+BEGIN_SLOT_LOCK = f"BEGIN; {SLOT_LOCK}"
 _NO_END = date(9999, 12, 31)
 
 
@@ -145,6 +146,13 @@ _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, pati
 # ROLLBACK undo it.)
 WARM = (f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; "
         f"{_LOCK_SESSIONS}; {_PLACE}; ROLLBACK")
+
+
+def booking_row(values: dict) -> dict:
+    """The booking row's parameters (BOOKING_COLUMNS) from the steps' values, its instant stored as UTC."""
+    row = {c: values.get(c) for c in BOOKING_COLUMNS}
+    row["created_at"] = stored_utc(values["created_at"])
+    return row
 
 
 async def prepare(conn: psycopg.AsyncConnection) -> None:
@@ -202,9 +210,6 @@ class BookingStore:
         """The slot's row as the steps see it; the person's lock and visits kept for `lock_person`."""
         if locked is not None:  # used only for this person (lock_person)
             self._locked = (params["pid"], params["today"], params["lo"], locked[0], [tuple(v) for v in visits])
-        return self._slot_row(row)
-
-    def _slot_row(self, row):
         if row is None:
             return None
         if self.on_slot is not None:
@@ -247,11 +252,9 @@ class BookingStore:
     async def book_place(self, values: dict) -> tuple[int | None, int | None]:
         """Commits: the transaction's last step (see BOOK_PLACE). A unique index's refusal raises, and
         the caller rolls back."""
-        params = {c: values.get(c) for c in BOOKING_COLUMNS}
-        params["created_at"] = stored_utc(values["created_at"])
         try:
             async with self._cursor() as cur:
-                await cur.execute(BOOK_PLACE, params)
+                await cur.execute(BOOK_PLACE, booking_row(values))
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation as e:
             raise DomainError(integrity_code(e)) from None

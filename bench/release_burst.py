@@ -205,7 +205,7 @@ async def raw_db_rate(pg_url: str, job_list, world, conns: int, concurrency: int
         store = pa.BookingStore(c, person_ahead=(person_of[patient_id], today, span))
         try:
             row = await store.slot_for_booking(slot_id, account_id, patient_id)
-            if row.full or row.held:
+            if row.booked >= row.capacity or row.held:
                 raise Refused
             _, visits = await store.lock_person(row.person_id, today, row.visit_date, span)
             try:
@@ -448,7 +448,7 @@ def summary(result: dict) -> str:
             f"  server log: {run.get('server_log', {}).get('tracebacks')} tracebacks, "
             f"{run.get('server_log', {}).get('error_lines')} error lines ({run.get('server_log', {}).get('path')})",
             f"  DB check: bookings {v['bookings']}/{v['expected']}, slots twice {v['slots_held_twice']}, "
-            f"over capacity {v['sessions_over_capacity']}, "
+            f"over capacity {v['sessions_over_capacity']}, counter mismatches {v['session_counter_mismatches']}, "
             f"limit breaches {v['limit_breaches'] or 0}, false successes {v['false_success_answers']}, "
             f"bookings without success answer {v['bookings_without_success_answer']} -> "
             f"{'OK' if v['ok'] else 'FAILED'}",

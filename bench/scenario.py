@@ -91,7 +91,7 @@ def seed(db, sc: Scenario, visit_date: date, release_at: datetime, now: datetime
             cs = ClinicSession(
                 hospital_id=h.id, department_id=dept.id, doctor_id=doc.id, visit_date=visit_date,
                 period="AM", starts_at=st, ends_at=en, number_type="专家号", fee=6000 if i < 2 else 5000,
-                capacity=sc.per_session, status="open", online_bookable=True, release_at=release_at)
+                capacity=sc.per_session, booked=0, status="open", online_bookable=True, release_at=release_at)
             s.add(cs)
             s.flush()
             ids = s.execute(insert(Slot.__table__).returning(Slot.id, sort_by_parameter_order=True), [
@@ -528,7 +528,7 @@ def verify(db, world: World, recs: list[Rec], sc: Scenario) -> dict:
         rows = s.execute(select(B.c.id, B.c.slot_id, B.c.session_id, B.c.patient_id, B.c.person_id,
                                 B.c.hospital_id, B.c.department_id, B.c.visit_date, B.c.status)
                          .where(B.c.session_id.in_(world.session_ids))).all()
-        sessions = s.execute(select(ClinicSession.id, ClinicSession.capacity)
+        sessions = s.execute(select(ClinicSession.id, ClinicSession.capacity, ClinicSession.booked)
                              .where(ClinicSession.id.in_(world.session_ids))).all()
         persons = {r.person_id for r in rows}
         all_active = s.execute(select(B.c.person_id, B.c.hospital_id, B.c.department_id, B.c.visit_date)
@@ -537,7 +537,8 @@ def verify(db, world: World, recs: list[Rec], sc: Scenario) -> dict:
     active = [r for r in rows if r.status in ACTIVE_STATUSES]
     per_slot = Counter(r.slot_id for r in active)
     per_session = Counter(r.session_id for r in active)
-    over = [c.id for c in sessions if per_session[c.id] > c.capacity]
+    over = [c.id for c in sessions if per_session[c.id] > c.capacity or c.booked > c.capacity]
+    counter_mismatch = [c.id for c in sessions if c.booked != per_session[c.id]]
     breaches = Counter()
     by_person = defaultdict(list)
     for r in all_active:
@@ -570,11 +571,11 @@ def verify(db, world: World, recs: list[Rec], sc: Scenario) -> dict:
         bookings=len(active), expected=expected, bookings_exact=len(active) == expected,
         unbooked_patients_with_tries_left=gave_up_early,
         slots_held_twice=sum(1 for c in per_slot.values() if c > 1),
-        sessions_over_capacity=len(over),
+        sessions_over_capacity=len(over), session_counter_mismatches=len(counter_mismatch),
         limit_breaches=dict(breaches), false_success_answers=len(false_success),
         bookings_without_success_answer=len(unanswered),
         ok=(count_ok and not any(c > 1 for c in per_slot.values()) and not over
-            and not breaches and not false_success and not unanswered),
+            and not counter_mismatch and not breaches and not false_success and not unanswered),
     )
 
 

@@ -60,7 +60,7 @@ def session(s, doc: Doctor, visit_date: date, period="AM", capacity=5, number_ty
     cs = ClinicSession(
         hospital_id=doc.hospital_id, department_id=doc.department_id, doctor_id=doc.id,
         visit_date=visit_date, period=period, starts_at=st, ends_at=en, number_type=number_type, fee=fee,
-        capacity=capacity, status="open", online_bookable=True,
+        capacity=capacity, booked=0, status="open", online_bookable=True,
         release_at=release_instant(visit_date, ReleasePolicy(h.release_time or time(7), h.window_days or 7)),
     )
     s.add(cs)

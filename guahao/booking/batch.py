@@ -7,9 +7,9 @@ persons and numbers, the person known ahead) and carries them out together:
 1. `BEGIN`, then each booking's slot read, person lock and visits (persons in id order, as every batch
    locks them: two batches never wait for each other in a circle) — one message;
 2. each booking's rules, as `service.booking_steps` has them, in Python;
-3. the booking rows of those that passed, in number order (pg_async.PLACE), and `COMMIT`: one message.
-   A batch waits for another only on a number both want (the unique index); in number order, two batches
-   never wait for each other in a circle.
+3. the sessions of those that passed locked in id order, then each booking row with its session's place —
+   `ON CONFLICT DO NOTHING` stands for the unique indexes' refusal, so one booking's lost number does not
+   abort the others — and `COMMIT`: one message.
 
 Anything unexpected (a deadlock with another kind of transaction, a broken connection) rolls the batch back
 and books each of its bookings alone, as before.
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import namedtuple_row
 
-from guahao.booking.pg_async import _PLACE, SLOT_LOCK, BookingStore, _ACTIVE, booking_row, read_slot_lock, slot_params
+from guahao.booking.pg_async import (_LOCK_SESSIONS, _PLACE, SLOT_LOCK, BookingStore, _ACTIVE, booking_row,
+                                     read_slot_lock, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.errors import DomainError
@@ -136,13 +137,15 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
             outcomes[id(it)] = e
             continue
         writing.append((it, steps, booking_row(values)))
-    writing.sort(key=lambda w: w[2]["slot_id"])
+    writing.sort(key=lambda w: w[2]["session_id"])
     results = []
     if writing:
         async with psycopg.AsyncClientCursor(conn) as cur:
-            await cur.execute("; ".join(cur.mogrify(_PLACE, row) for _, _, row in writing) + "; COMMIT")
-            results.append(await cur.fetchone())
-            for _ in writing[1:]:
+            ids = sorted({row["session_id"] for _, _, row in writing})
+            parts = [cur.mogrify(_LOCK_SESSIONS, dict(ids=ids))]
+            parts += [cur.mogrify(_PLACE, row) for _, _, row in writing]
+            await cur.execute("; ".join(parts) + "; COMMIT")
+            for _ in writing:
                 cur.nextset()
                 results.append(await cur.fetchone())
     else:
@@ -152,7 +155,7 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
         if bid is None and room:
             conflicts.append(it)  # a unique index refused the row
         else:
-            outcomes[id(it)] = _after_write(steps, (bid, left))  # (None, None): the session was stopped
+            outcomes[id(it)] = _after_write(steps, (bid, left))  # (None, None): no place was left
     if conflicts:  # which index (the other transactions have committed by now)
         async with psycopg.AsyncClientCursor(conn) as cur:
             for it in conflicts:

@@ -34,16 +34,13 @@ from guahao.errors import DomainError
 
 log = logging.getLogger("guahao.booking")
 _ACTIVE = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
-_HELD = f"EXISTS (SELECT b.id FROM bookings b WHERE b.slot_id = sl.id AND b.status IN ({_ACTIVE}))"
-# A session's active bookings (its booked count, ClinicSession.booked).
-_COUNT = "(SELECT count(*) FROM bookings b WHERE b.session_id = {session} AND b.status IN (" + _ACTIVE + "))"
 
 SLOT_FOR_BOOKING = f"""
 SELECT sl.id AS slot_id, sl.seq, sl.starts_at AS slot_start, sl.ends_at AS slot_end, cs.id AS session_id,
        cs.hospital_id, cs.department_id, cs.doctor_id, cs.visit_date, cs.period, cs.starts_at, cs.number_type,
-       cs.fee, cs.status, cs.online_bookable, cs.release_at, cs.capacity,
-       CASE WHEN {_HELD} THEN {_COUNT.format(session="cs.id")} >= cs.capacity ELSE false END AS full,
-       h.same_day_booking, h.requires_visit_card, h.requires_prepayment, {_HELD} AS held,
+       cs.fee, cs.status, cs.online_bookable, cs.release_at, cs.capacity, cs.booked, h.same_day_booking,
+       h.requires_visit_card, h.requires_prepayment,
+       EXISTS (SELECT b.id FROM bookings b WHERE b.slot_id = sl.id AND b.status IN ({_ACTIVE})) AS held,
        p.id AS patient_pk, p.person_id, h.name AS hospital_name, h.cancel_deadline_time,
        h.cancel_minutes_before, d.name AS department_name, d.location, doc.name AS doctor_name,
        doc.title AS doctor_title, p.name AS patient_name
@@ -66,23 +63,22 @@ BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "sl
                    "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
                    "rescheduled_from_id")
 
-# The booking row, written while its session is open. The unique indexes are its only guard: a session has
-# `capacity` numbers and a number one active booking, so no session can be overbooked, and nothing else is
-# written that the session's other bookings would queue on. The session's row is read FOR SHARE: a stop
-# (schedule/planning.stop_session) changes its status under the row's lock, so it waits for the bookings
-# under way, and a booking after it reads `stopped`; shared locks do not wait for each other.
-# places_left: the session's places after this booking as far as the committed bookings show (never fewer
-# than there are: the release gate takes a 0 as "full"); NULL when nothing was written.
-_ROOM = "room AS (SELECT capacity FROM clinic_sessions WHERE id = %(session_id)s AND status = 'open' FOR SHARE)"
-_INSERT = (f"INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)}) "
-           f"SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM room")
-# The statement's snapshot does not see its own row: one more than the count.
-_LEFT = f"(SELECT capacity FROM room) - 1 - {_COUNT.format(session='%(session_id)s')}"
-# Several bookings per transaction (booking/batch.py): ON CONFLICT DO NOTHING stands for the unique indexes'
-# refusal, so one booking's lost number does not abort the others; `room` tells a stopped session apart.
+# Several bookings per transaction (booking/batch.py): the batch locks its sessions in id order, then writes
+# each booking with its place.
+LOCK_SESSIONS = "SELECT id FROM clinic_sessions WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE"
+# The sessions are locked by the batch (LOCK_SESSIONS) before this runs: `room` reads the counter no other
+# transaction can change until the commit.
 PLACE = f"""
-WITH {_ROOM}, ins AS ({_INSERT} ON CONFLICT DO NOTHING RETURNING id)
-SELECT (SELECT id FROM ins), CASE WHEN EXISTS (SELECT 1 FROM ins) THEN {_LEFT} END, EXISTS (SELECT 1 FROM room)"""
+WITH room AS (
+    SELECT 1 FROM clinic_sessions WHERE id = %(session_id)s AND booked < capacity AND status = 'open'),
+ins AS (
+    INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
+    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM room
+    ON CONFLICT DO NOTHING RETURNING id),
+taken AS (
+    UPDATE clinic_sessions SET booked = booked + 1
+    WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM ins) RETURNING capacity - booked AS places_left)
+SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room)"""
 
 
 def _prepared(name: str, sql: str) -> tuple[str, str]:
@@ -98,9 +94,12 @@ _PREPARE_SLOT, _SLOT = _prepared("guahao_slot_for_booking", SLOT_FOR_BOOKING)
 _PREPARE_CARD, _CARD = _prepared("guahao_has_visit_card", HAS_VISIT_CARD)
 _PREPARE_LOCK, _LOCK = _prepared("guahao_lock_person", LOCK_PERSON)
 _PREPARE_NEAR, _NEAR = _prepared("guahao_visits_near", VISITS_NEAR)
-# A batch's write is prepared too: it runs while the batch holds its persons' locks.
+# A batch's writes are prepared too: they run while the batch holds its sessions' row locks, which every
+# other batch of those sessions waits for, so planning them there lengthened every wait.
+_PREPARE_LOCK_SESSIONS, _LOCK_SESSIONS = _prepared("guahao_lock_sessions", LOCK_SESSIONS)
 _PREPARE_PLACE, _PLACE = _prepared("guahao_place", PLACE)
-PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR, _PREPARE_PLACE))
+PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR, _PREPARE_LOCK_SESSIONS,
+                       _PREPARE_PLACE))
 # Round trips of a booking: the transaction's start and the slot; the person's lock and visits; the
 # booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
 BEGIN_SLOT = f"BEGIN; {_SLOT}"
@@ -135,7 +134,8 @@ async def read_slot_lock(cur) -> tuple:
 
 # Ids that match nothing, for running each statement once when a connection opens (`prepare`).
 _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, patient_id=0, pid=0,
-               today=date(2000, 1, 1), lo=date(2000, 1, 1), hi=date(2000, 1, 1), hospital_id=0, session_id=0)
+               today=date(2000, 1, 1), lo=date(2000, 1, 1), hi=date(2000, 1, 1), hospital_id=0, session_id=0,
+               ids=[0])
 # A connection's first run of a statement is several times slower than the next ones: PostgreSQL plans it
 # and fills that backend's catalog caches (tables, indexes, statistics). The connections are opened when the
 # server starts and, before the release, carry no booking, so at T every first batch paid for that: timed
@@ -145,7 +145,7 @@ _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, pati
 # (The COMMIT ends the message's implicit transaction: without it the BEGIN would take the SET in, and the
 # ROLLBACK undo it.)
 WARM = (f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; "
-        f"{_PLACE}; ROLLBACK")
+        f"{_LOCK_SESSIONS}; {_PLACE}; ROLLBACK")
 
 
 def booking_row(values: dict) -> dict:
@@ -162,12 +162,19 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
         await cur.execute(f"{PREPARE};\n{WARM}", _NOBODY)
 
 
-# The booking row (see PLACE) and the commit in the same round trip (two statements in one simple-protocol
-# query, so the parameters are bound client-side). A unique index's refusal raises; a stopped session: no
-# row, and what commits is only the person's lock counter (persons.booking_version, nothing but a lock).
+# The booking row and its session's place in one statement, and the commit in the same round trip (two
+# statements in one simple-protocol query, so the parameters are bound client-side): the session's counter
+# row is locked from this statement until its commit, and no other booking of that session waits for this
+# process's event loop to come back to it. No place left: no row, and what commits is only the person's
+# lock counter (persons.booking_version, which is nothing but a lock).
 BOOK_PLACE = f"""
-WITH {_ROOM}, ins AS ({_INSERT} RETURNING id)
-SELECT id, {_LEFT} FROM ins;
+WITH taken AS (
+    UPDATE clinic_sessions SET booked = booked + 1
+    WHERE id = %(session_id)s AND booked < capacity AND status = 'open'
+    RETURNING capacity - booked AS places_left)
+INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
+SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM taken
+RETURNING id, (SELECT places_left FROM taken);
 COMMIT"""
 
 

@@ -9,7 +9,7 @@ availability cache's clear-all; a booking invalidates its own session's pages th
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from sqlalchemy import Date, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import Date, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,19 +25,11 @@ CS = ClinicSession.__table__
 SL = Slot.__table__
 
 
-def _booked_count(session_id):
-    """A session's active bookings: its booked count (ClinicSession.booked)."""
-    return select(func.count(B.c.id)).where(B.c.session_id == session_id, B.c.status.in_(ACTIVE_STATUSES))
-
-
 def _slot_for_booking_query():
     held = (
         select(B.c.id).where(B.c.slot_id == SL.c.id, B.c.status.in_(ACTIVE_STATUSES))
         .correlate(SL).exists()
     )
-    # Full: every number held. Counted only when the one asked for is held — a free number means room, and
-    # most bookings ask for a free one.
-    full = case((held, _booked_count(CS.c.id).correlate(CS).scalar_subquery() >= CS.c.capacity), else_=False)
     P = Patient.__table__
     return (
         select(
@@ -45,7 +37,7 @@ def _slot_for_booking_query():
             SL.c.ends_at.label("slot_end"), CS.c.id.label("session_id"), CS.c.hospital_id,
             CS.c.department_id, CS.c.doctor_id, CS.c.visit_date, CS.c.period, CS.c.starts_at,
             CS.c.number_type, CS.c.fee, CS.c.status, CS.c.online_bookable, CS.c.release_at,
-            CS.c.capacity, full.label("full"),
+            CS.c.capacity, CS.c.booked,
             Hospital.same_day_booking, Hospital.requires_visit_card, Hospital.requires_prepayment,
             held.label("held"), P.c.id.label("patient_pk"), P.c.person_id,
             # The slip's names, so the new booking's answer needs no second query.
@@ -120,25 +112,22 @@ def has_visit_card(s: Session, patient_id: int, hospital_id: int) -> bool:
         VisitCard.patient_id == patient_id, VisitCard.hospital_id == hospital_id)) is not None
 
 
-# FOR SHARE: a session's stop (schedule/planning.stop_session) changes its status under the row's lock
-# and then lists its bookings, so it waits for the bookings under way, and a booking after it reads
-# `stopped`. Shared locks do not wait for each other: the session's bookings do not queue here.
-_PLACES_LEFT = select(CS.c.capacity - _booked_count(CS.c.id).correlate(CS).scalar_subquery()).where(
-    CS.c.id == bindparam("sid"), CS.c.status == "open").with_for_update(read=True)
+_TAKE_PLACE = update(CS).where(
+    CS.c.id == bindparam("sid"), CS.c.booked < CS.c.capacity, CS.c.status == "open"
+).values(booked=CS.c.booked + 1).returning(CS.c.capacity - CS.c.booked)
 
 
-def places_left(s: Session, session_id: int) -> int | None:
-    """After the booking's insert: the session's places left (the release gate learns from the booking
-    that fills a session that it is full), or None when the session is no longer open (the caller's
-    refusal rolls the insert back). The capacity itself needs no guard here: a session has `capacity`
-    numbers and a number one active booking (uq_bookings_active_slot)."""
-    return s.connection().execute(_PLACES_LEFT, dict(sid=session_id)).scalar()
+def take_place(s: Session, session_id: int) -> int | None:
+    """The capacity guard (R3): one conditional statement, no read-then-write race. Returns the places
+    left after it (the release gate learns from the booking that fills a session that the session is
+    full, without another query), or None when there was none to take."""
+    return s.connection().execute(_TAKE_PLACE, dict(sid=session_id)).scalar()
 
 
 def free_place(s: Session, session_id: int) -> None:
-    """Every path that frees a place (cancel, expiry, window cancel, reschedule) comes here once the
-    booking's status no longer holds it, so the release gate's sold-out answers are withdrawn in every
-    process once the transaction commits."""
+    """Every path that frees a place (cancel, expiry, window cancel) comes here, so the release gate's
+    sold-out answers are withdrawn in every process once the transaction commits."""
+    s.execute(update(CS).where(CS.c.id == session_id, CS.c.booked > 0).values(booked=CS.c.booked - 1))
     release_gate.freed_after_commit(s, session_id)
 
 
@@ -187,10 +176,10 @@ class BookingStore:
         return banned_until, person_visits_near(self.s, person_id, around, span)
 
     def book_place(self, values: dict) -> tuple[int, int | None]:
-        """Insert the booking, then read its session's places left (None: the session is no longer open;
-        the caller's refusal rolls the insert back)."""
+        """Insert the booking, then take its session's place (None: there was none; the caller's
+        refusal rolls the insert back)."""
         booking_id = insert_booking(self.s, values)
-        return booking_id, places_left(self.s, values["session_id"])
+        return booking_id, take_place(self.s, values["session_id"])
 
 
 def set_status_if(s: Session, booking_id: int, from_statuses: tuple, values: dict) -> bool:

@@ -61,7 +61,7 @@ def booking_steps(
     if not slot.online_bookable:
         raise DomainError("NOT_BOOKABLE_ONLINE")
     check_bookable(now, slot.visit_date, slot.starts_at, slot.release_at, slot.same_day_booking)
-    if slot.full:
+    if slot.booked >= slot.capacity:
         raise DomainError("SESSION_FULL")
     if slot.held:
         raise DomainError("SLOT_TAKEN")
@@ -87,12 +87,13 @@ def booking_steps(
         status="pending_payment" if slot.requires_prepayment else "booked",
         rescheduled_from_id=rescheduled_from_id,
     )
-    # The booking row, which the unique indexes guard: a store answers their refusal as SLOT_TAKEN /
-    # DUPLICATE_DEPARTMENT_DAY, and a session stopped meanwhile as places_left None. Nothing else is
-    # written: no counter row for the session's bookings to queue on (schedule/models.ClinicSession.booked).
+    # The booking row and the session's place, all or nothing: a store answers a unique index's refusal as
+    # SLOT_TAKEN / DUPLICATE_DEPARTMENT_DAY, and no place left as places_left None. The session's counter
+    # row is every booking's meeting point: a store takes it last, so that its row lock is held only until
+    # the commit (pg_async.BookingStore commits in the same round trip).
     booking_id, places_left = yield ("book_place", values)
     if places_left is None:
-        raise DomainError("SESSION_STOPPED")
+        raise DomainError("SESSION_FULL")
     # Stored as UTC: the answer shows the instant as a later read of the booking would.
     booking = SimpleNamespace(**values, id=booking_id, cancelled_at=None, cancel_reason=None)
     booking.created_at = now.astimezone(timezone.utc)

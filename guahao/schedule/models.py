@@ -1,10 +1,8 @@
 from datetime import date, datetime, time
 
-from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Time, UniqueConstraint,
-                        func, select, text)
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Time, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
 
-from guahao.booking.models import ACTIVE_STATUSES, Booking
 from guahao.db import Base, UTCDateTime
 
 
@@ -13,6 +11,7 @@ class ClinicSession(Base):
 
     __tablename__ = "clinic_sessions"
     __table_args__ = (
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
         Index("ix_clinic_sessions_dept_date", "department_id", "visit_date"),
         Index("uq_clinic_sessions_doctor_day", "doctor_id", "visit_date", "period", "number_type", unique=True),
     )
@@ -27,16 +26,10 @@ class ClinicSession(Base):
     number_type: Mapped[str] = mapped_column(String(10))  # 普通号 | 专家号 | 特需号
     fee: Mapped[int] = mapped_column(Integer)  # fen
     capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(10), default="open")  # open | stopped
     online_bookable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     release_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Counted from the bookings, not kept in a column: a counter row every booking of the session updates is
-    # where that session's bookings queue at the release instant (each holds its lock until its commit).
-    # A session has exactly `capacity` numbers and a number one active booking (uq_bookings_active_slot),
-    # so no count can pass the capacity, and none can drift from the bookings (DECISIONS.md).
-    booked: Mapped[int] = column_property(
-        select(func.count(Booking.id)).where(Booking.session_id == id, Booking.status.in_(ACTIVE_STATUSES))
-        .correlate_except(Booking).scalar_subquery())
 
 
 class Slot(Base):

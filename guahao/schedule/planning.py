@@ -148,7 +148,7 @@ def generate(s: Session, now: datetime, hospital: Hospital, start: date | None =
             st, en = rules.PERIODS[t.period]
             rows.append(dict(hospital_id=hospital.id, department_id=t.department_id, doctor_id=doc_id,
                              visit_date=day, period=t.period, starts_at=st, ends_at=en,
-                             number_type=t.number_type, fee=t.fee, capacity=t.capacity,
+                             number_type=t.number_type, fee=t.fee, capacity=t.capacity, booked=0,
                              status="open", online_bookable=t.online_bookable,
                              release_at=release_instant(day, policy)))
     result.sessions, result.slots = insert_sessions(s, rows)
@@ -184,14 +184,12 @@ def stop_session(s: Session, now: datetime, session: ClinicSession, actor: str, 
         raise DomainError("SESSION_STOPPED", "该出诊已停诊")
     reason = (reason or "").strip()[:80] or "医生停诊"
     session.status = "stopped"
-    # Written before the bookings are listed: the row's lock waits for the bookings under way (they read
-    # the session FOR SHARE), and every booking after it reads `stopped`.
-    s.flush()
     ids = list(s.scalars(select(Booking.id).where(
         Booking.session_id == session.id, Booking.status.in_(("booked", "checked_in"))).with_for_update()))
     if ids:
         s.execute(update(Booking).where(Booking.id.in_(ids)).values(
             status="stopped", cancelled_at=now, cancel_reason=f"stopped: {reason}"[:100]))
+    session.booked = 0
     s.flush()
     for bid in ids:
         notify.session_stopped(s, now, bid, reason)

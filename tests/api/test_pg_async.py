@@ -108,7 +108,8 @@ async def _book_on_loop(pg, steps, person_ahead=None):
 def _undo(pg, booking_id: int) -> None:
     """The event-loop path commits a booking it makes: take it back, so both stores start from one state."""
     with pg.transaction() as s:
-        s.execute(text("DELETE FROM bookings WHERE id = :b"), dict(b=booking_id))
+        sid = s.execute(text("DELETE FROM bookings WHERE id = :b RETURNING session_id"), dict(b=booking_id)).scalar()
+        s.execute(text("UPDATE clinic_sessions SET booked = booked - 1 WHERE id = :s"), dict(s=sid))
 
 
 def _both(pg, now, account, slot, patient):
@@ -179,18 +180,10 @@ def test_every_answer_is_the_same_through_both_stores(pg, world, client):
         s.add(VisitCard(patient_id=c["patient"], hospital_id=world["h"], card_number="A1", created_at=NOW))
     sync, on_loop = _both(pg, NOW, c["account"], s0[1], c["patient"])
     assert sync == on_loop and sync[0] == "booked"
-    # The last places taken meanwhile (every number held): SESSION_FULL either way, before the ban is read.
-    _, d_patient, _ = f.signup(client)
+    # The last places taken meanwhile: SESSION_FULL either way.
     with pg.transaction() as s:
-        s.get(Hospital, world["h"]).requires_visit_card = False
-        d_account = s.execute(text("SELECT account_id FROM patients WHERE id = :p"), dict(p=d_patient)).scalar()
-        service.book(s, NOW, c["account"], s0[1], c["patient"], "local")
-        service.book(s, NOW, d_account, s0[2], d_patient, "local")
-    assert _both(pg, NOW, b["account"], s0[1], b["patient"]) == (("refused", "SESSION_FULL"),) * 2
-    # One number freed: it is that number's to take again, the others' are only taken.
-    with pg.transaction() as s:
-        s.execute(text("UPDATE bookings SET status = 'cancelled' WHERE slot_id = :sl"), dict(sl=s0[2]))
-    assert _both(pg, NOW, b["account"], s0[1], b["patient"]) == (("refused", "SLOT_TAKEN"),) * 2
+        s.execute(text("UPDATE clinic_sessions SET booked = capacity WHERE id = :i"), dict(i=world["sessions"][0]))
+    assert _both(pg, NOW, c["account"], s0[1], c["patient"]) == (("refused", "SESSION_FULL"),) * 2
 
 
 def test_a_unique_index_refusal_is_the_same_domain_error(pg, world):
@@ -327,17 +320,17 @@ def test_an_unreachable_database_answers_503(pg):
     assert r.status_code == 503 and b"SERVICE_UNAVAILABLE" in r.body and "Retry-After" in r.headers
 
 
-def test_a_session_stopped_before_the_last_step_books_nothing(pg, world):
-    """The pre-check read an open session, but staff stopped it meanwhile: the write finds it stopped, no
-    booking row is written, and the answer is SESSION_STOPPED."""
+def test_no_place_left_at_the_last_step_books_nothing(pg, world):
+    """The pre-check read a place, but the session filled meanwhile: the conditional update takes none,
+    no booking row is written, and the answer is SESSION_FULL."""
     a = world["people"][0]
     sid = world["sessions"][0]
-    stopped_after_read = []
+    full_after_read = []
 
-    async def person_known(person_id):  # runs after the slot was read: stop the session behind our back
+    async def person_known(person_id):  # runs after the slot was read: fill the session behind our back
         with pg.transaction() as s:
-            s.execute(text("UPDATE clinic_sessions SET status = 'stopped' WHERE id = :i"), dict(i=sid))
-        stopped_after_read.append(person_id)
+            s.execute(text("UPDATE clinic_sessions SET booked = capacity WHERE id = :i"), dict(i=sid))
+        full_after_read.append(person_id)
 
     async def run():
         bookings = _bookings(pg, size=1)
@@ -348,9 +341,11 @@ def test_a_session_stopped_before_the_last_step_books_nothing(pg, world):
             await bookings.close()
     with pytest.raises(DomainError) as e:
         asyncio.run(run())
-    assert e.value.code == "SESSION_STOPPED" and stopped_after_read == [a["person"]]
+    assert e.value.code == "SESSION_FULL" and full_after_read == [a["person"]]
     with pg.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
+        assert s.execute(text("SELECT booked, capacity FROM clinic_sessions WHERE id = :i"),
+                         dict(i=sid)).one() == (3, 3)
 
 
 def _statements_sent(monkeypatch) -> list[str]:
@@ -528,36 +523,7 @@ def test_a_new_connection_has_planned_every_booking_statement_before_its_first_b
         finally:
             await bookings.close()
     plans, mode, status = asyncio.run(run())
-    assert [p[0] for p in plans] == ["guahao_has_visit_card", "guahao_lock_person", "guahao_place",
-                                     "guahao_slot_for_booking", "guahao_visits_near"]
+    assert [p[0] for p in plans] == ["guahao_has_visit_card", "guahao_lock_person", "guahao_lock_sessions",
+                                     "guahao_place", "guahao_slot_for_booking", "guahao_visits_near"]
     assert all(generic == 1 and custom == 0 for _, generic, custom in plans)
     assert mode == "force_generic_plan" and status == psycopg.pq.TransactionStatus.IDLE
-
-
-def test_a_stop_waits_for_the_bookings_under_way_and_stops_them_too(pg, world):
-    """A booking's write reads its session FOR SHARE, and a stop changes the session's status under the
-    row's lock: a stop while a booking is under way waits for its commit, then lists and stops it — no
-    active booking is left in a stopped session."""
-    import threading
-
-    from guahao.schedule import planning
-    from guahao.schedule.models import ClinicSession
-
-    a = world["people"][0]
-    sid = world["sessions"][0]
-    stopped = []
-    with pg.transaction() as booking_tx:
-        view = service.book_with_view(booking_tx, NOW, a["account"], world["slots"][0][0], a["patient"], "local")
-
-        def stop():
-            with pg.transaction() as s:
-                stopped.extend(planning.stop_session(s, NOW, s.get(ClinicSession, sid), "staff:1", "停诊"))
-        t = threading.Thread(target=stop)
-        t.start()
-        t.join(0.5)
-        assert t.is_alive()  # waiting for the booking's transaction
-    t.join(10)
-    assert stopped == [view.Booking.id]
-    with pg.reading() as s:
-        assert s.execute(text("SELECT status FROM bookings WHERE id = :b"), dict(b=view.Booking.id)).scalar() \
-            == "stopped"

@@ -63,7 +63,8 @@ def test_200_bookers_one_session_of_20(app, db):
     assert set(codes) <= {"OK", "SESSION_FULL", "SLOT_TAKEN"}, codes
     with db.engine.connect() as c:
         stored = c.execute(text("SELECT id, slot_id FROM bookings WHERE status = 'booked'")).all()
-    assert len(stored) == len({s for _, s in stored}) <= 20
+        counter = c.execute(text("SELECT booked FROM clinic_sessions WHERE id = :i"), {"i": sid}).scalar()
+    assert len(stored) == counter == len({s for _, s in stored}) <= 20
     assert {b["id"] for b in booked} == {i for i, _ in stored}
     assert statuses[201] == len(stored)
     # With 200 bookers and retries impossible, the 100 spread ones alone fill whatever the hot five left.
@@ -84,6 +85,7 @@ def test_50_attempts_of_one_patient_book_once(app, db):
     assert codes["OK"] == 1 and set(codes) <= {"OK", "DUPLICATE_DEPARTMENT_DAY"}, codes
     with db.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM bookings")).scalar() == 1
+        assert c.execute(text("SELECT sum(booked) FROM clinic_sessions")).scalar() == 1
 
 
 def test_concurrent_bookings_of_one_person_across_departments_respect_daily_and_weekly_limits(app, db):

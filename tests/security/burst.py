@@ -100,7 +100,7 @@ def burst(base: str, jobs: list[tuple[dict, int, int, str]], threads: int = 16) 
 
 
 def check_invariants(url: str, session_id: int, capacity: int) -> dict:
-    """Capacity never exceeded, no slot or person doubled."""
+    """Capacity never exceeded, the counter equals the active bookings, no slot or person doubled."""
     from guahao.db import make_database
 
     db = make_database(url)
@@ -109,7 +109,9 @@ def check_invariants(url: str, session_id: int, capacity: int) -> dict:
             active = c.execute(text("SELECT id, slot_id, account_id, person_id FROM bookings WHERE session_id = :s "
                                     "AND status IN ('booked', 'checked_in', 'completed')"),
                                dict(s=session_id)).all()
+            booked = c.scalar(text("SELECT booked FROM clinic_sessions WHERE id = :s"), dict(s=session_id))
         assert len(active) <= capacity
+        assert booked == len(active), (booked, len(active))
         assert len({r.slot_id for r in active}) == len(active)
         assert len({r.person_id for r in active}) == len(active)
         return {r.id: r for r in active}

@@ -184,6 +184,10 @@ def stop_session(s: Session, now: datetime, session: ClinicSession, actor: str, 
         raise DomainError("SESSION_STOPPED", "该出诊已停诊")
     reason = (reason or "").strip()[:80] or "医生停诊"
     session.status = "stopped"
+    # Written before the bookings are listed, not left to autoflush: the session row's lock waits for the
+    # bookings under way (each takes the session's place on that row), and every booking after it finds
+    # the session stopped.
+    s.flush()
     ids = list(s.scalars(select(Booking.id).where(
         Booking.session_id == session.id, Booking.status.in_(("booked", "checked_in"))).with_for_update()))
     if ids:

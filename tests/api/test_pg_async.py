@@ -527,3 +527,32 @@ def test_a_new_connection_has_planned_every_booking_statement_before_its_first_b
                                      "guahao_place", "guahao_slot_for_booking", "guahao_visits_near"]
     assert all(generic == 1 and custom == 0 for _, generic, custom in plans)
     assert mode == "force_generic_plan" and status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_stop_waits_for_the_bookings_under_way_and_stops_them_too(pg, world):
+    """A booking's write reads its session FOR SHARE, and a stop changes the session's status under the
+    row's lock: a stop while a booking is under way waits for its commit, then lists and stops it — no
+    active booking is left in a stopped session."""
+    import threading
+
+    from guahao.schedule import planning
+    from guahao.schedule.models import ClinicSession
+
+    a = world["people"][0]
+    sid = world["sessions"][0]
+    stopped = []
+    with pg.transaction() as booking_tx:
+        view = service.book_with_view(booking_tx, NOW, a["account"], world["slots"][0][0], a["patient"], "local")
+
+        def stop():
+            with pg.transaction() as s:
+                stopped.extend(planning.stop_session(s, NOW, s.get(ClinicSession, sid), "staff:1", "停诊"))
+        t = threading.Thread(target=stop)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive()  # waiting for the booking's transaction
+    t.join(10)
+    assert stopped == [view.Booking.id]
+    with pg.reading() as s:
+        assert s.execute(text("SELECT status FROM bookings WHERE id = :b"), dict(b=view.Booking.id)).scalar() \
+            == "stopped"

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import cpu  # noqa: E402
 from bench.loadclient import run as run_loop  # noqa: E402  (asyncio.run on uvloop)
 
 BENCH_SECRET = "bench-only-secret-key-0123456789abcdef"
@@ -295,8 +296,15 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         sc_mod.set_release(db, world, server_time(t_release))
         out["T_server_clock"] = server_time(t_release).astimezone(TZ_CN).isoformat(timespec="milliseconds")
         log(f"[{kind}] T = {out['T_server_clock']} (server clock); refresh storm from T-{sc.storm_seconds:g}s …")
-        recs, _ = run_loop(without_gc(sc_mod.run_burst(base, world, tokens, sc, t_release)))
+        with cpu.Sampler(cpu.parties(proc.pid)) as sampler:
+            recs, _ = run_loop(without_gc(sc_mod.run_burst(base, world, tokens, sc, t_release)))
         out["burst"] = sc_mod.analyze(recs, sc, world)
+        sold_out = out["burst"]["sold_out_after_s"] or out["burst"]["burst_seconds"]
+        out["cpu_cores"] = dict(
+            machine_cores=os.cpu_count(),
+            storm_last_5s=sampler.cores(t_release - 5, t_release),
+            first_half_second=sampler.cores(t_release, t_release + 0.5),
+            until_sold_out=sampler.cores(t_release, t_release + sold_out))
         out["timeline"] = sc_mod.timeline(recs)
         log(f"[{kind}] burst done in {out['burst']['burst_seconds']}s after T; verifying against the database …")
         out["verification"] = sc_mod.verify(db, world, recs, sc)
@@ -383,6 +391,19 @@ async def without_gc(coro):
         gc.unfreeze()
 
 
+def _cpu_lines(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    lines = []
+    for label, key in (("T to sold out", "until_sold_out"), ("first 0.5 s", "first_half_second"),
+                       ("storm, last 5 s", "storm_last_5s")):
+        w = c.get(key)
+        if w:
+            lines.append(f"  cores used ({label}, of {c['machine_cores']}): " + ", ".join(
+                f"{k} {w[k]}" for k in ("load generator", "server", "PostgreSQL", "Redis", "others")))
+    return lines
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -443,6 +464,7 @@ def summary(result: dict) -> str:
             f"delay) {_lat(lat.get('book_as_seen_by_patients', {}))}",
             f"  attempts slower than 100 ms: {slow.get('over_100ms')} ({slow.get('sent_before_sold_out')} sent "
             f"before sold out); p99 < 100 ms allows {slow.get('allowed_by_p99')}",
+            *_cpu_lines(run.get("cpu_cores")),
             f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
             f"answers {b['answer_codes']}",
             f"  server log: {run.get('server_log', {}).get('tracebacks')} tracebacks, "

@@ -91,6 +91,7 @@ class Sampler:
         if span <= 0:
             return None
         out = {party: round((b[1][party] - a[1][party]) / span, 2) for party in b[1]}
-        out["others"] = round(out["machine"] - sum(v for k, v in out.items() if k != "machine"), 2)
+        # Clamped: the machine and the processes are read a moment apart, which can leave a hair below 0.
+        out["others"] = max(0.0, round(out["machine"] - sum(v for k, v in out.items() if k != "machine"), 2))
         out["seconds"] = round(span, 2)
         return out

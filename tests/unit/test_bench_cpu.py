@@ -31,7 +31,8 @@ def test_a_busy_process_group_is_counted_as_the_server_and_an_idle_one_is_not():
     assert 0.3 <= used["server"] <= 1.1, used  # one spinning process: up to one core (less on a busy machine)
     assert used["load generator"] < 0.3, used  # this test sleeps
     assert used["machine"] >= used["server"]
-    assert abs(used["machine"] - sum(v for k, v in used.items() if k not in ("machine", "seconds"))) < 0.02
+    parties = sum(v for k, v in used.items() if k not in ("machine", "others", "seconds"))
+    assert used["others"] >= 0 and parties <= used["machine"] + 0.05
     assert 0.8 <= used["seconds"] <= 1.2
 
 

@@ -1,6 +1,7 @@
 """The FastAPI application: wires settings, database and clock, and mounts every feature's routers."""
 
 import asyncio
+import inspect
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,12 @@ from guahao.security.ratelimit import RateLimiter
 log = logging.getLogger("guahao")
 STATIC = Path(__file__).parent / "web" / "static"
 
+
+# FastAPI's own OpenTelemetry hooks (newer FastAPI) ask OpenTelemetry for its global providers on every
+# request, reading environment variables each time (~2% of a worker's CPU at the release instant); guahao
+# configures no OpenTelemetry, so they are switched off where FastAPI has them.
+_NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                 if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 def routers():
     from guahao.accounts.api import router as accounts
@@ -110,6 +117,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, clo
     logmask.install()  # ID numbers and phones never reach a log line (A6)
     # `enforce` checks every API route's declared audience (guahao/security/access.py) before the route runs.
     app = FastAPI(title="guahao 预约挂号", version="0.1.0", dependencies=[Depends(enforce)], lifespan=_lifespan,
+                  **_NO_TELEMETRY,
                   description="Open-source hospital appointment registration platform. Errors are "
                               '`{"error": {"code", "message"}}` with stable codes and Chinese messages.')
     app.state.settings = settings

@@ -10,11 +10,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from guahao.audit.service import record
-from guahao.billing import rules
+from guahao.billing import outbox, rules
 from guahao.billing.models import Bill, BillItem, Payment, PaymentEvent, PriceItem, Refund
 from guahao.billing.providers import BadSignature, PaymentProvider, ProviderError, default_provider
 from guahao.booking import service as booking_service
@@ -341,7 +341,8 @@ def expire_unpaid(s: Session, now: datetime, provider: PaymentProvider | None = 
 def request_refund(s: Session, now: datetime, provider: PaymentProvider, pay: Payment, bill: Bill | None,
                    amount: int, reason: str, booking_id: int | None = None,
                    actor: tuple[str, object] = ("system", "billing")) -> Refund | None:
-    """Take `amount` from what is retained and send it back; requested → succeeded | failed."""
+    """Take `amount` from what is retained and record it to send back: `requested`, sent to the provider
+    once the caller's transaction commits (billing/outbox.py), then succeeded | failed."""
     if amount <= 0:
         return None
     if bill is not None and not s.execute(update(Bill).where(
@@ -362,10 +363,19 @@ def request_refund(s: Session, now: datetime, provider: PaymentProvider, pay: Pa
     record(s, now, actor[0], actor[1], "refund.request", "refund", r.id,
            {"amount": amount, "reason": reason, "payment": pay.out_trade_no, "booking_id": r.booking_id},
            hospital_id)
-    _attempt(s, now, provider, r, pay.out_trade_no)
+    outbox.send_after_commit(s, r.id, provider, now)
     if bill is not None:
         s.refresh(bill)
     return r
+
+
+def send_refund(s: Session, now: datetime, provider: PaymentProvider, refund_id: int) -> None:
+    """Send a recorded refund to the provider, in the caller's unit of work (after the one that recorded
+    it committed); a refund already settled, or rolled back with its transaction, is left alone."""
+    r = s.get(Refund, refund_id)
+    if r is None or r.status != "requested":
+        return
+    _attempt(s, now, provider, r, s.get(Payment, r.payment_id).out_trade_no)
 
 
 def _attempt(s: Session, now: datetime, provider: PaymentProvider, r: Refund, out_trade_no: str) -> None:
@@ -382,21 +392,31 @@ def _attempt(s: Session, now: datetime, provider: PaymentProvider, r: Refund, ou
     s.flush()
 
 
+# A refund still `requested` this long after it was recorded was never sent: the process stopped between
+# its transaction's commit and the provider call (billing/outbox.py).
+UNSENT_AFTER = timedelta(minutes=10)
+
+
 def retry_refunds(s: Session, now: datetime, provider: PaymentProvider | None = None,
                   hospital_id: int | None = None) -> tuple[int, int]:
-    """failed → requested (retried) → succeeded | failed. Returns (succeeded, still failed).
+    """failed, or requested and never sent (UNSENT_AFTER) → requested (retried) → succeeded | failed.
+    Returns (succeeded, still failed).
 
+    A retry calls the provider inside this transaction: the refund's number is committed already, so a
+    rollback here loses at most the outcome, and the next retry sends the same number (paid once).
     `hospital_id`: only that hospital's refunds (a hospital admin's retry); None: all (platform, worker).
     """
     provider = provider or default_provider()
     ok = bad = 0
-    q = select(Refund).where(Refund.status == "failed")
+    due = or_(Refund.status == "failed",
+              and_(Refund.status == "requested", Refund.updated_at < now - UNSENT_AFTER))
+    q = select(Refund).where(due)
     if hospital_id is not None:
         q = (q.outerjoin(Bill, Bill.id == Refund.bill_id).outerjoin(Booking, Booking.id == Refund.booking_id)
              .where(func.coalesce(Bill.hospital_id, Booking.hospital_id) == hospital_id))
     for r in s.scalars(q.order_by(Refund.id)).all():
-        if not s.execute(update(Refund).where(Refund.id == r.id, Refund.status == "failed")
-                         .values(status="requested")).rowcount:
+        if not s.execute(update(Refund).where(Refund.id == r.id, due)
+                         .values(status="requested", updated_at=now)).rowcount:
             continue
         s.refresh(r)
         record(s, now, "system", "billing", "refund.retry", "refund", r.id, {"attempt": r.attempts + 1})

@@ -49,6 +49,13 @@ def _unpaid(s, now):
     return expire_unpaid(s, now)
 
 
+def _refunds(s, now):
+    from guahao.billing.service import retry_refunds
+
+    succeeded, _still_failed = retry_refunds(s, now)
+    return succeeded
+
+
 def _notices(s, now):
     from guahao.notifications.service import booking_notices
 
@@ -71,6 +78,8 @@ def _dispatch(s, now):
 JOBS: tuple[Job, ...] = (
     Job("generate_sessions", 600, _windows),
     Job("expire_unpaid", 30, _unpaid),
+    # Failed refunds, and refunds never sent (billing/outbox.py), until the provider takes them.
+    Job("retry_refunds", 300, _refunds),
     Job("waitlist_fill", 30, _waitlist),
     Job("no_show_sweep", 60, _no_shows),
     Job("booking_notices", 10, _notices),

@@ -100,3 +100,23 @@ def test_a_refund_never_sent_is_sent_by_the_retry_once_stale(client, db, paid, m
         assert [(r.status, r.attempts) for r in s.scalars(select(Refund))] == [("succeeded", 1)]
         assert len(s.scalars(select(SandboxRefund)).all()) == 1
     assert ledger_ok(db).refunds_pending == 0
+
+
+def test_the_worker_retries_a_failed_refund(client, db, paid, monkeypatch):
+    """The patient's page promises 退款失败，将自动重试: the worker's job keeps that promise."""
+    from guahao.billing import providers
+    from guahao.worker.jobs import JOBS, run_job
+
+    booking_id, account_id = paid
+    provider = client.app.state.payment_provider
+    monkeypatch.setattr(providers, "_default", provider)  # the worker's provider is this process's sandbox
+    provider.fail_refunds = 2
+    with db.transaction() as s:
+        cancel_booking(s, NOW, account_id, booking_id, provider)
+    job = next(j for j in JOBS if j.name == "retry_refunds")
+    assert run_job(db, job, NOW + timedelta(minutes=5)) == 0  # the provider still fails
+    assert run_job(db, job, NOW + timedelta(minutes=10)) == 1
+    assert run_job(db, job, NOW + timedelta(minutes=15)) == 0
+    with db.reading() as s:
+        assert [(r.status, r.attempts) for r in s.scalars(select(Refund))] == [("succeeded", 3)]
+    assert ledger_ok(db).refunds_pending == 0

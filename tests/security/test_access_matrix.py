@@ -148,9 +148,11 @@ def rich(client, world):
         from guahao.billing.models import Payment
 
         b = s.get(Bill, bill)
-        refund = request_refund(s, NOW, provider, s.get(Payment, pay["payment_id"]), b, 100, "test")
-        assert refund.status == "failed"
-        ids["refund"] = refund.id
+        ids["refund"] = request_refund(s, NOW, provider, s.get(Payment, pay["payment_id"]), b, 100, "test").id
+    with db.reading() as s:  # sent (and refused) once the transaction committed
+        from guahao.billing.models import Refund
+
+        assert s.get(Refund, ids["refund"]).status == "failed"
     return dict(world, **ids, bill=bill, payment=pay["payment_id"], out_trade_no=pay["out_trade_no"])
 
 

@@ -30,6 +30,7 @@ STATIC = Path(__file__).parent / "web" / "static"
 _NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
                  if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
+
 def routers():
     from guahao.accounts.api import router as accounts
     from guahao.attendance.api import router as attendance

@@ -420,7 +420,7 @@ def retry_refunds(s: Session, now: datetime, provider: PaymentProvider | None = 
             continue
         s.refresh(r)
         record(s, now, "system", "billing", "refund.retry", "refund", r.id, {"attempt": r.attempts + 1})
-        _attempt(s, now, provider, r, s.get(Payment, r.payment_id).out_trade_no)
+        send_refund(s, now, provider, r.id)
         ok, bad = (ok + 1, bad) if r.status == "succeeded" else (ok, bad + 1)
     return ok, bad
 

@@ -530,9 +530,10 @@ def test_a_new_connection_has_planned_every_booking_statement_before_its_first_b
 
 
 def test_a_stop_waits_for_the_bookings_under_way_and_stops_them_too(pg, world):
-    """A booking's write reads its session FOR SHARE, and a stop changes the session's status under the
-    row's lock: a stop while a booking is under way waits for its commit, then lists and stops it — no
-    active booking is left in a stopped session."""
+    """A booking takes its place on the session's row (the conditional UPDATE) and holds that row's lock
+    until its commit, and a stop changes the session's status on the same row: a stop while a booking is
+    under way waits for its commit, then lists and stops it — no active booking is left in a stopped
+    session."""
     import threading
 
     from guahao.schedule import planning

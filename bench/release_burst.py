@@ -29,13 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import cpu  # noqa: E402
+from bench import burstgen, cpu  # noqa: E402
 from bench.loadclient import run as run_loop  # noqa: E402  (asyncio.run on uvloop)
 
 BENCH_SECRET = "bench-only-secret-key-0123456789abcdef"
 BENCH_DATA_KEY = "bench-only-data-key-0123456789abcdef0"
 TZ_CN = timezone(timedelta(hours=8))
-NOTE = ("The load generator (one asyncio process), the server workers, PostgreSQL and Redis all share this "
+NOTE = ("The load generator ({generator}), the server workers, PostgreSQL and Redis all share this "
         "machine's {cores} cores (and other people's jobs): rates are lower bounds; compare ratios.")
 
 
@@ -57,6 +57,9 @@ def parse_args(argv=None):
                    help="database connections per worker (8: the production default, pool 4 + overflow 4)")
     p.add_argument("--phase-seconds", type=float, default=6.0, help="total length of each ceiling measurement")
     p.add_argument("--slices", type=int, default=4, help="interleaved slices per ceiling measurement")
+    p.add_argument("--generator", choices=("c", "python"), default="c",
+                   help="the burst's load generator: c (bench/burstgen.c, compiled here with gcc; the asyncio one "
+                        "if no compiler) or python (bench/scenario.py's asyncio one); the ceilings use the asyncio one")
     p.add_argument("--port", type=int, default=8310)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--pg-database", default="guahao_bench")
@@ -296,8 +299,18 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         sc_mod.set_release(db, world, server_time(t_release))
         out["T_server_clock"] = server_time(t_release).astimezone(TZ_CN).isoformat(timespec="milliseconds")
         log(f"[{kind}] T = {out['T_server_clock']} (server clock); refresh storm from T-{sc.storm_seconds:g}s …")
+        gen = None
+        if args.generator == "c":
+            try:
+                gen = burstgen.start(base, world, tokens, sc, t_release)
+            except burstgen.Unavailable as e:
+                log(f"[{kind}] the compiled load generator is unavailable ({e}): the asyncio one runs the burst")
+        out["generator"] = "c" if gen else "python"
         with cpu.Sampler(cpu.parties(proc.pid)) as sampler:
-            recs, _ = run_loop(without_gc(sc_mod.run_burst(base, world, tokens, sc, t_release)))
+            if gen is not None:
+                recs = gen.wait()
+            else:
+                recs, _ = run_loop(without_gc(sc_mod.run_burst(base, world, tokens, sc, t_release)))
         out["burst"] = sc_mod.analyze(recs, sc, world)
         sold_out = out["burst"]["sold_out_after_s"] or out["burst"]["burst_seconds"]
         out["cpu_cores"] = dict(
@@ -508,12 +521,16 @@ def main(argv=None) -> int:
     result = dict(started_at=started.isoformat(timespec="seconds"),
                   machine=f"{platform.machine()} {cores} cores, Python {platform.python_version()}, "
                           f"{args.workers} {args.server} workers, pool {args.pool_size}/worker",
-                  note=NOTE.format(cores=cores), args=vars(args), runs=[])
+                  note="", args=vars(args), runs=[])
     pg_url = fresh_postgres(args.pg_admin_url, args.pg_database)
     result["runs"].append(run_scenario(args, "postgresql", pg_url, args.redis_url, args.patients, raw=True))
     if args.sqlite_patients:
         result["runs"].append(run_scenario(args, "sqlite", fresh_sqlite(), args.redis_url, args.sqlite_patients,
                                            raw=False))
+    gens = {run["generator"] for run in result["runs"]}
+    result["note"] = NOTE.format(cores=cores, generator=(
+        "bench/burstgen.c, one compiled process, for the burst; the ceilings' one asyncio process" if gens == {"c"}
+        else "one asyncio process" if gens == {"python"} else "compiled for one run, asyncio for the other"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{started:%Y-%m-%d}-release_burst{('-' + args.tag) if args.tag else ''}"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bench import burstgen
 from bench import scenario as burst
 from guahao.clock import local
 
@@ -24,7 +25,7 @@ def _redis_up() -> bool:
         return False
 
 
-def _run(db, url, patients=200, sessions=2, per_session=10, storm=1.5):
+def _run(db, url, patients=200, sessions=2, per_session=10, storm=1.5, compiled=False):
     now = datetime.now(timezone.utc)
     sc = burst.Scenario(patients=patients, sessions=sessions, per_session=per_session, storm_seconds=storm,
                         connections=64, tries=5)
@@ -32,7 +33,10 @@ def _run(db, url, patients=200, sessions=2, per_session=10, storm=1.5):
     tokens = asyncio.run(burst.login_all(url, world))
     t_release = time.time() + storm + 0.5
     burst.set_release(db, world, datetime.fromtimestamp(t_release, timezone.utc))
-    recs, _ = asyncio.run(burst.run_burst(url, world, tokens, sc, t_release))
+    if compiled:
+        recs = burstgen.start(url, world, tokens, sc, t_release).wait()
+    else:
+        recs, _ = asyncio.run(burst.run_burst(url, world, tokens, sc, t_release))
     return sc, world, recs, burst.analyze(recs, sc, world), burst.verify(db, world, recs, sc)
 
 
@@ -63,6 +67,28 @@ def _assert_timed(recs, analysis):
     assert 0 <= slow["sent_before_sold_out"] <= slow["over_100ms"]
 
 
+def _assert_patients_follow_the_script(recs, sc, patients):
+    """Patients refreshed before T (a refresh still queued for a connection at T is dropped, so on a slow
+    machine not every one); after T: 预约, and after each lost try a re-read and the next try, at most
+    `tries`, then one last look at the page."""
+    before = {r.patient for r in recs if r.kind == "read" and r.t0 < 0}
+    assert patients // 2 <= len(before) <= patients, len(before)
+    after: dict = {}
+    for r in sorted((r for r in recs if r.t0 >= 0), key=lambda r: r.t0):
+        after.setdefault(r.patient, []).append(r)
+    assert len(after) == patients
+    for steps in after.values():
+        kinds = [r.kind for r in steps]
+        assert kinds[0::2] == ["book"] * len(kinds[0::2]) and set(kinds[1::2]) <= {"read"}, kinds
+        books = steps[0::2]
+        assert len(books) <= sc.tries
+        assert all(b.code in burst.LOSING for b in books[:-1]), [b.code for b in books]
+        if books[-1].code == "booked":
+            assert steps[-1] is books[-1]
+        else:
+            assert len(books) == sc.tries and kinds[-1] == "read"
+
+
 def test_small_burst_with_redis_gate(db, live_server_factory):
     if not _redis_up():
         pytest.skip("Redis not reachable at 127.0.0.1:6379")
@@ -70,7 +96,24 @@ def test_small_burst_with_redis_gate(db, live_server_factory):
     sc, world, recs, analysis, verification = _run(db, srv.url)
     _assert_correct(sc, analysis, verification)
     _assert_timed(recs, analysis)
+    _assert_patients_follow_the_script(recs, sc, 200)
     assert srv.app.state.gate.subscribed
+
+
+def test_small_burst_through_the_compiled_load_generator(db, live_server_factory):
+    """bench/burstgen.c, the benchmark's default generator: the same patients, the same answers checked."""
+    if not _redis_up():
+        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+    try:
+        burstgen.build()
+    except burstgen.Unavailable as e:
+        pytest.skip(str(e))
+    srv = live_server_factory(redis_url=REDIS)
+    sc, world, recs, analysis, verification = _run(db, srv.url, compiled=True)
+    _assert_correct(sc, analysis, verification)
+    _assert_timed(recs, analysis)
+    _assert_patients_follow_the_script(recs, sc, 200)
+    assert analysis["latency_ms"]["read_storm"]["n"] >= 200  # the storm: each patient at least once
 
 
 def test_small_burst_with_redis_down(db, live_server_factory):

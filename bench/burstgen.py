@@ -1,0 +1,104 @@
+"""The burst's load generator, compiled (bench/burstgen.c): the same patients as `scenario.run_burst`.
+
+The load generator shares the machine's cores with the server it measures; the asyncio one took 0.37–0.40 of
+the 2 cores from T to sold out. `start` compiles the C source once (gcc or cc, cached by the source's
+hash under the system's temporary directory), hands it the patients and their preferences drawn exactly as
+`run_burst` draws them (same seed, same order at T), and `Run.wait` returns the same records.
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from bench.scenario import Rec, Scenario, World, _weights
+
+SOURCE = Path(__file__).with_name("burstgen.c")
+
+
+class Unavailable(RuntimeError):
+    """No C compiler here: the asyncio generator serves instead."""
+
+
+def build() -> Path:
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise Unavailable("no C compiler (gcc or cc) on PATH")
+    src = SOURCE.read_bytes()
+    exe = Path(tempfile.gettempdir()) / f"guahao-burstgen-{hashlib.sha256(src).hexdigest()[:16]}"
+    if not exe.exists():
+        tmp = exe.with_suffix(f".{os.getpid()}")
+        done = subprocess.run([cc, "-O2", "-o", str(tmp), str(SOURCE)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise Unavailable(f"{cc} failed: {done.stderr.strip()[:500]}")
+        tmp.replace(exe)
+    return exe
+
+
+def spec(base_url: str, world: World, tokens: list[str], sc: Scenario, t_release: float,
+         read_path: str | None = None) -> str:
+    """The generator's input: run_burst's patients, preferences, refresh phases and order at T."""
+    hostport = base_url.split("://", 1)[1].rstrip("/")
+    host, _, port = hostport.partition(":")
+    host = "127.0.0.1" if host == "localhost" else host
+    read_path = read_path or f"/api/v1/slots?department_id={world.department_id}&date={world.visit_date}"
+    rng = random.Random(sc.seed)
+    weights = _weights(len(world.session_ids), sc.skew)
+    index = {sid: i for i, sid in enumerate(world.session_ids)}
+    lines = [f"{host} {port} {sc.connections} {sc.timeout} {t_release:.6f} {sc.storm_seconds} "
+             f"{sc.poll_interval} {sc.tries} {sc.seed}", read_path, str(len(world.session_ids))]
+    for sid in world.session_ids:
+        lines.append(f"{sid} {len(world.slots[sid])} " + " ".join(map(str, world.slots[sid])))
+    lines.append(str(len(tokens)))
+    for i, (tok, (_, pid, _)) in enumerate(zip(tokens, world.patients)):
+        order = sorted(world.session_ids, key=lambda sid: -rng.random() ** (1.0 / weights[index[sid]]))
+        prefs = order[:sc.acceptable or len(order)]
+        phase = random.Random(sc.seed * 7919 + i).random() * sc.poll_interval
+        lines.append(f"{pid} {phase:.6f} {tok} {len(prefs)} " + " ".join(map(str, prefs)))
+    order = list(range(len(tokens)))
+    rng.shuffle(order)
+    lines.append(" ".join(map(str, order)))
+    return "\n".join(lines) + "\n"
+
+
+class Run:
+    """A generator process, started before the storm (it opens its connections and waits for T − storm)."""
+
+    def __init__(self, exe: Path, text: str):
+        fd, self.path = tempfile.mkstemp(prefix="guahao-burst-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        self.proc = subprocess.Popen([str(exe), self.path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._out: list[bytes] = []
+        self._reader = threading.Thread(target=lambda: self._out.extend(self.proc.communicate()), daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait(self) -> list[Rec]:
+        self._reader.join()
+        os.unlink(self.path)
+        out, err = self._out
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the load generator failed ({self.proc.returncode}): {err.decode()[:500]}")
+        return parse(out.decode())
+
+
+def parse(text: str) -> list[Rec]:
+    recs = []
+    for line in text.splitlines():
+        kind, t0, t1, status, code, patient, slot, booking = line.split()
+        t1f = float(t1)
+        recs.append(Rec(kind, float(t0), t1f, int(status), code, int(patient), int(slot), int(booking), t1f))
+    return recs
+
+
+def start(base_url: str, world: World, tokens: list[str], sc: Scenario, t_release: float,
+          read_path: str | None = None) -> Run:
+    return Run(build(), spec(base_url, world, tokens, sc, t_release, read_path))

@@ -15,32 +15,31 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> tuple[str, int, float, int] | None:
-    """(command name, process group, CPU seconds, parent pid) of a process, or None once it is gone."""
+def _stat(pid: int) -> tuple[str, int, float] | None:
+    """(command name, process group, CPU seconds) of a process, or None once it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     name = text[text.index("(") + 1:text.rindex(")")]
     fields = text[text.rindex(")") + 2:].split()  # fields[0] is the state (field 3 of proc(5))
-    return name, int(fields[2]), (int(fields[11]) + int(fields[12])) / TICK, int(fields[1])
+    return name, int(fields[2]), (int(fields[11]) + int(fields[12])) / TICK
 
 
-def parties(server_group: int) -> dict[str, list[int]]:
-    """The pids of each party: this process and its other children (a compiled load generator), the server's
-    process group, PostgreSQL, Redis."""
-    out: dict[str, list[int]] = {"load generator": [os.getpid()], "server": [], "PostgreSQL": [], "Redis": []}
+def parties(server_group: int, generator: tuple[int, ...] = ()) -> dict[str, list[int]]:
+    """The pids of each party: this process and `generator` (a compiled load generator it started), the
+    server's process group, PostgreSQL, Redis."""
+    out: dict[str, list[int]] = {"load generator": [os.getpid(), *generator], "server": [], "PostgreSQL": [],
+                                 "Redis": []}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in out["load generator"]:
             continue
         st = _stat(int(entry.name))
         if st is None:
             continue
-        name, group, _, parent = st
+        name, group, _ = st
         if group == server_group:
             out["server"].append(int(entry.name))
-        elif parent == os.getpid():
-            out["load generator"].append(int(entry.name))
         elif name.startswith("postgres"):
             out["PostgreSQL"].append(int(entry.name))
         elif name.startswith("redis-server"):

@@ -306,7 +306,7 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
             except burstgen.Unavailable as e:
                 log(f"[{kind}] the compiled load generator is unavailable ({e}): the asyncio one runs the burst")
         out["generator"] = "c" if gen else "python"
-        with cpu.Sampler(cpu.parties(proc.pid)) as sampler:
+        with cpu.Sampler(cpu.parties(proc.pid, (gen.pid,) if gen else ())) as sampler:
             if gen is not None:
                 recs = gen.wait()
             else:

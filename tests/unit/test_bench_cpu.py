@@ -19,6 +19,7 @@ def test_a_busy_process_group_is_counted_as_the_server_and_an_idle_one_is_not():
         pids = cpu.parties(busy.pid)
         assert pids["server"] == [busy.pid] and pids["load generator"] == [cpu.os.getpid()]
         assert idle.pid not in sum(pids.values(), [])
+        assert cpu.parties(busy.pid, (idle.pid,))["load generator"] == [cpu.os.getpid(), idle.pid]
         t0 = time.time()
         with cpu.Sampler(pids, interval=0.05) as sampler:
             time.sleep(1.0)

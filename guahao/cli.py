@@ -217,7 +217,7 @@ def serve(
         typer.echo("background worker running in-process (docs/worker.md)")
     typer.echo(f"guahao serving at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     options = dict(host=host, port=port, workers=workers, log_level=log_level, proxy_headers=True,
-                   access_log=access_log, backlog=backlog)
+                   access_log=access_log, backlog=backlog, http=serving.http_protocol())
     if workers > 1 and reuse_port and serving.can_reuse_port():
         try:
             serving.run(uvicorn.Config("guahao.asgi:app", **options))

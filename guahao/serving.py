@@ -19,6 +19,11 @@ import socket
 from uvicorn import Config
 from uvicorn.supervisors import multiprocess
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # uvicorn without httptools: its h11 protocol, unchanged
+    HttpToolsProtocol = None
+
 
 def reuse_port_socket(address: tuple, family: int = socket.AF_INET) -> socket.socket:
     sock = socket.socket(family=family)
@@ -55,3 +60,58 @@ def run(config: Config) -> None:
 
 def can_reuse_port() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
+
+
+class _HeadWithBody:
+    """A response's view of the connection: the status line and headers wait for the body's first write.
+
+    uvicorn writes them at `http.response.start` and the body at `http.response.body`, each its own send
+    (uvloop writes at once): two syscalls and two TCP segments per answer, and the client wakes up twice.
+    At the release burst nearly every answer is a small JSON body, so this halves the server's sends.
+    HEAD answers have no body write, so their head is not held."""
+
+    __slots__ = ("_transport", "_cycle", "_held", "_head_seen")
+
+    def __init__(self, transport, cycle):
+        self._transport, self._cycle = transport, cycle
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif not self._head_seen and self._cycle.response_started and self._cycle.scope["method"] != "HEAD":
+            self._head_seen = True
+            self._held = data
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        # An application that fails after starting its answer: what it sent still goes, then the close.
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
+class OneWriteHttpTools(HttpToolsProtocol or object):
+    """uvicorn's httptools protocol, each answer's head and body sent in one write (`guahao serve`)."""
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        cycle.transport = _HeadWithBody(self.transport, cycle)
+        super()._start_asgi_task(cycle, app)
+
+
+def http_protocol() -> str:
+    """uvicorn's `http` setting for `guahao serve`: ours where this uvicorn has the hook it relies on."""
+    if HttpToolsProtocol is None or not hasattr(HttpToolsProtocol, "_start_asgi_task"):
+        return "auto"
+    return "guahao.serving:OneWriteHttpTools"

@@ -318,6 +318,12 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
             storm_last_5s=sampler.cores(t_release - 5, t_release),
             first_half_second=sampler.cores(t_release, t_release + 0.5),
             until_sold_out=sampler.cores(t_release, t_release + sold_out))
+        window = out["cpu_cores"]["until_sold_out"]
+        if window:
+            # CPU per answer: steadier across runs than latency on a noisy machine (A/B of server changes).
+            answered = sum(0 <= r.t1 <= window["seconds"] for r in recs)
+            out["cpu_cores"]["server_cpu_us_per_answer_until_sold_out"] = (
+                round(window["server"] * window["seconds"] / answered * 1e6, 1) if answered else None)
         out["timeline"] = sc_mod.timeline(recs)
         log(f"[{kind}] burst done in {out['burst']['burst_seconds']}s after T; verifying against the database …")
         out["verification"] = sc_mod.verify(db, world, recs, sc)
@@ -408,6 +414,8 @@ def _cpu_lines(c: dict | None) -> list[str]:
     if not c:
         return []
     lines = []
+    if c.get("server_cpu_us_per_answer_until_sold_out"):
+        lines.append(f"  server CPU per answer, T to sold out: {c['server_cpu_us_per_answer_until_sold_out']} µs")
     for label, key in (("T to sold out", "until_sold_out"), ("first 0.5 s", "first_half_second"),
                        ("storm, last 5 s", "storm_last_5s")):
         w = c.get(key)

@@ -269,10 +269,12 @@ static void send_on(Conn *c, int pi, int step) {
     }
     c->t0 = mono();
     c->deadline = c->t0 + timeout_s;
+    /* A request is under 1 KB on an idle keep-alive connection: the socket's buffer takes it whole, so
+     * a retry loop stands in for EPOLLOUT bookkeeping. A failed send shows as the connection's close. */
     int off = 0;
     while (off < n) {
         ssize_t w = send(c->fd, req + off, n - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EAGAIN) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (w <= 0) break;
         off += w;
     }

@@ -114,6 +114,8 @@ static uint64_t next_rand(uint64_t *s) { /* splitmix64 */
 }
 
 static void answered(Conn *c, int status, double t1, const char *body, size_t blen, const char *etag);
+typedef void (*AnswerFn)(Conn *, int, double, const char *, size_t, const char *);
+static AnswerFn on_answer = answered;  /* the burst's patients, or the hammer's tally */
 
 static void give_back(Conn *c) {
     idle[idle_tail % nconn] = (int)(c - conns);
@@ -357,7 +359,7 @@ static void try_parse(Conn *c) {
     double t1 = mono();
     int status = atoi(c->buf + 9);
     c->busy = 0;
-    answered(c, status, t1, he + 4, cl, etag[0] ? etag : NULL);
+    on_answer(c, status, t1, he + 4, cl, etag[0] ? etag : NULL);
     memmove(c->buf, c->buf + total, c->len - total);
     c->len -= total;
     give_back(c);
@@ -382,7 +384,7 @@ static void on_readable(Conn *c) {
     close_conn(c);
     if (was_busy) {
         c->busy = 0;
-        answered(c, -1, mono(), NULL, 0, NULL);
+        on_answer(c, -1, mono(), NULL, 0, NULL);
         give_back(c);
     }
 }
@@ -431,9 +433,117 @@ static char *read_all(const char *path) {
     return s;
 }
 
+/* --- the hammer: pre-built requests back to back on every connection for a while (the ceilings) --- */
+
+static char **h_req;
+static int *h_len, h_count, h_next, h_cycle;
+
+static int hammer_send(Conn *c) {
+    if (h_next >= h_count) {
+        if (!h_cycle) return 0;
+        h_next = 0;
+    }
+    int i = h_next++;
+    if (!c->open && open_conn(c) < 0) die("cannot connect");
+    c->busy = 1;
+    c->len = 0;
+    c->t0 = mono();
+    c->deadline = c->t0 + timeout_s;
+    int off = 0;
+    while (off < h_len[i]) {
+        ssize_t w = send(c->fd, h_req[i] + off, h_len[i] - off, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (w <= 0) break;
+        off += w;
+    }
+    return 1;
+}
+
+static void hammer_answered(Conn *c, int status, double t1, const char *body, size_t blen, const char *etag) {
+    (void)etag;
+    char code[64];
+    if (status == 0) strcpy(code, "TIMEOUT");
+    else if (status == -1) strcpy(code, "CONN_ERROR");
+    else sprintf(code, "%d", status);
+    if (status == 409 && body) {
+        const char *k = memmem(body, blen, "\"code\":\"", 8);
+        if (k) {
+            k += 8;
+            const char *e = memchr(k, '"', body + blen - k);
+            size_t l = e ? (size_t)(e - k) : 0;
+            if (l > 47) l = 47;
+            memcpy(code, k, l);
+            code[l] = 0;
+        }
+    }
+    record('h', c->t0, t1, status, code, 0, 0, 0);
+}
+
+/* Input: "host port connections timeout seconds cycle count\n", then per request its length, "\n", and
+ * its bytes. Output: "lat status code" per answer. Each connection sends its next request as soon as the
+ * answer to its last has come, until `seconds` have passed (those in flight are awaited), or, without
+ * `cycle`, until the requests run out. */
+static int hammer_main(const char *path) {
+    char *in = read_all(path), *p = in;
+    double seconds;
+    if (sscanf(p, "%63s %d %d %lf %lf %d %d", host, &port, &nconn, &timeout_s, &seconds, &h_cycle, &h_count) != 7)
+        die("bad hammer input");
+    p = strchr(p, '\n') + 1;
+    h_req = malloc(sizeof(char *) * (h_count + 1));
+    h_len = malloc(sizeof(int) * (h_count + 1));
+    for (int i = 0; i < h_count; i++) {
+        h_len[i] = (int)strtol(p, &p, 10);
+        p++; /* the newline */
+        h_req[i] = p;
+        p += h_len[i];
+    }
+    on_answer = hammer_answered;
+    idle = malloc(sizeof(int) * nconn);  /* the shared read path hands connections back to it; unused here */
+    epfd = epoll_create1(0);
+    if (epfd < 0) die("epoll_create1");
+    conns = calloc(nconn, sizeof(Conn));
+    for (int i = 0; i < nconn; i++)
+        if (open_conn(&conns[i]) < 0) die("cannot connect");
+    t_mono = mono();
+    double end = t_mono + seconds;
+    int in_flight = 0;
+    for (int i = 0; i < nconn; i++) in_flight += hammer_send(&conns[i]);
+    struct epoll_event evs[512];
+    while (in_flight) {
+        int n = epoll_wait(epfd, evs, 512, 50);
+        if (n < 0 && errno != EINTR) die("epoll_wait");
+        for (int i = 0; i < n; i++) {
+            Conn *c = (Conn *)evs[i].data.ptr;
+            int was_busy = c->busy;
+            on_readable(c);
+            if (was_busy && !c->busy) {
+                in_flight--;
+                if (mono() < end) in_flight += hammer_send(c);
+            }
+        }
+        double now = mono();
+        for (int i = 0; i < nconn; i++) {
+            Conn *c = &conns[i];
+            if (c->busy && now > c->deadline) {
+                close_conn(c);
+                c->busy = 0;
+                on_answer(c, 0, now, NULL, 0, NULL);
+                in_flight--;
+                if (now < end) in_flight += hammer_send(c);
+            }
+        }
+    }
+    printf("took %.6f\n", mono() - t_mono);
+    for (size_t i = 0; i < n_recs; i++)
+        printf("%.6f %d %s\n", recs[i].t1 - recs[i].t0, recs[i].status, recs[i].code);
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "hammer")) return hammer_main(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: burstgen INPUT > records\n");
+        fprintf(stderr, "usage: burstgen INPUT > records  |  burstgen hammer INPUT > latencies\n");
         return 2;
     }
     char *in = read_all(argv[1]), *cur = in, *tok;
@@ -547,7 +657,7 @@ int main(int argc, char **argv) {
             if (c->busy && now > c->deadline) {
                 close_conn(c);
                 c->busy = 0;
-                answered(c, 0, now, NULL, 0, NULL);
+                on_answer(c, 0, now, NULL, 0, NULL);
                 give_back(&conns[i]);
             }
         }

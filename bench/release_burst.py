@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import burstgen, cpu  # noqa: E402
+from bench.loadclient import Client  # noqa: E402
 from bench.loadclient import run as run_loop  # noqa: E402  (asyncio.run on uvloop)
 
 BENCH_SECRET = "bench-only-secret-key-0123456789abcdef"
@@ -58,8 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--phase-seconds", type=float, default=6.0, help="total length of each ceiling measurement")
     p.add_argument("--slices", type=int, default=4, help="interleaved slices per ceiling measurement")
     p.add_argument("--generator", choices=("c", "python"), default="c",
-                   help="the burst's load generator: c (bench/burstgen.c, compiled here with gcc; the asyncio one "
-                        "if no compiler) or python (bench/scenario.py's asyncio one); the ceilings use the asyncio one")
+                   help="the load generator of the burst and the ceilings: c (bench/burstgen.c, compiled here with gcc; "
+                        "the asyncio one if no compiler) or python (bench/scenario.py's asyncio one)")
     p.add_argument("--port", type=int, default=8310)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--pg-database", default="guahao_bench")
@@ -341,10 +342,13 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
             jobs = raw_jobs(raw_world, world)
             cursor = iter(range(len(jobs)))
 
-            def fresh_booking(w, i):
-                sid, slot_id, k = jobs[next(cursor)]
+            def fresh_booking_at(j):
+                sid, slot_id, k = jobs[j]
                 return dict(headers={"Authorization": f"Bearer {tokens[k]}"},
                             json=dict(slot_id=slot_id, patient_id=world.patients[k][1]))
+
+            def fresh_booking(w, i):
+                return fresh_booking_at(next(cursor))
         # The ceilings are measured in interleaved slices (A B C D, A B C D, …) so that the machine's
         # drift (other people's jobs) falls on all of them alike: their ratios are what to compare.
         log(f"[{kind}] ceilings, interleaved: sold-out answers, trivial endpoint, cached reads"
@@ -352,14 +356,31 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         slices: dict = {k: [] for k in ("sold_out_phase", "trivial_phase", "read_phase", "http_booking_phase",
                                         "raw_db_phase")}
         per = args.phase_seconds / args.slices
+        compiled = out["generator"] == "c"
+        builder = Client.for_url(base, 1)
+        sold_out_raws = [_raw(builder, "POST", "/api/v1/appointments", sold_out_request(w, i))
+                         for i in range(16) for w in range(sc.connections)] if compiled else None
+
+        def ceiling(method, path, make_kwargs=None):
+            if not compiled:
+                return run_loop(sc_mod.hammer(base, method, path, per, sc.connections, make_kwargs))
+            raws = sold_out_raws if make_kwargs else [builder.build(method, path)]
+            return burstgen.hammer(base, raws, per, sc.connections)
+
         for _ in range(args.slices):
-            slices["sold_out_phase"].append(run_loop(sc_mod.hammer(
-                base, "POST", "/api/v1/appointments", per, sc.connections, sold_out_request)))
-            slices["trivial_phase"].append(run_loop(sc_mod.hammer(base, "GET", "/healthz", per, sc.connections)))
-            slices["read_phase"].append(run_loop(sc_mod.hammer(base, "GET", read_path, per, sc.connections)))
+            slices["sold_out_phase"].append(ceiling("POST", "/api/v1/appointments", sold_out_request))
+            slices["trivial_phase"].append(ceiling("GET", "/healthz"))
+            slices["read_phase"].append(ceiling("GET", read_path))
             if raw:
-                slices["http_booking_phase"].append(run_loop(sc_mod.hammer(
-                    base, "POST", "/api/v1/appointments", per, sc.connections, fresh_booking)))
+                if compiled:
+                    start = sum(r["requests"] for r in slices["http_booking_phase"]) + sum(
+                        r["transactions"] for r in slices["raw_db_phase"])
+                    slices["http_booking_phase"].append(burstgen.hammer(
+                        base, [_raw(builder, "POST", "/api/v1/appointments", fresh_booking_at(j))
+                               for j in range(start, len(jobs))], per, sc.connections, cycle=False))
+                else:
+                    slices["http_booking_phase"].append(run_loop(sc_mod.hammer(
+                        base, "POST", "/api/v1/appointments", per, sc.connections, fresh_booking)))
                 used = sum(r["requests"] for r in slices["http_booking_phase"]) + sum(
                     r["transactions"] for r in slices["raw_db_phase"])
                 if used >= len(jobs):
@@ -423,6 +444,11 @@ def _cpu_lines(c: dict | None) -> list[str]:
             lines.append(f"  cores used ({label}, of {c['machine_cores']}): " + ", ".join(
                 f"{k} {w[k]}" for k in ("load generator", "server", "PostgreSQL", "Redis", "others")))
     return lines
+
+
+def _raw(builder, method: str, path: str, kw: dict) -> bytes:
+    """A request as scenario.hammer builds it from `make_kwargs`' headers and JSON body."""
+    return builder.build(method, path, kw.get("headers"), json.dumps(kw["json"]).encode() if "json" in kw else b"")
 
 
 def log(msg: str) -> None:
@@ -537,7 +563,7 @@ def main(argv=None) -> int:
                                            raw=False))
     gens = {run["generator"] for run in result["runs"]}
     result["note"] = NOTE.format(cores=cores, generator=(
-        "bench/burstgen.c, one compiled process, for the burst; the ceilings' one asyncio process" if gens == {"c"}
+        "bench/burstgen.c, one compiled process at a time" if gens == {"c"}
         else "one asyncio process" if gens == {"python"} else "compiled for one run, asyncio for the other"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ skewed rush with retries, then every correctness figure checked against the data
 release gate, and with Redis down (booking must stay correct, only slower)."""
 
 import asyncio
+import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +11,7 @@ import pytest
 
 from bench import burstgen
 from bench import scenario as burst
+from bench.loadclient import Client
 from guahao.clock import local
 
 REDIS = "redis://127.0.0.1:6379/1"
@@ -37,7 +39,7 @@ def _run(db, url, patients=200, sessions=2, per_session=10, storm=1.5, compiled=
         recs = burstgen.start(url, world, tokens, sc, t_release).wait()
     else:
         recs, _ = asyncio.run(burst.run_burst(url, world, tokens, sc, t_release))
-    return sc, world, recs, burst.analyze(recs, sc, world), burst.verify(db, world, recs, sc)
+    return sc, world, recs, burst.analyze(recs, sc, world), burst.verify(db, world, recs, sc), tokens
 
 
 def _assert_correct(sc, analysis, verification):
@@ -93,7 +95,7 @@ def test_small_burst_with_redis_gate(db, live_server_factory):
     if not _redis_up():
         pytest.skip("Redis not reachable at 127.0.0.1:6379")
     srv = live_server_factory(redis_url=REDIS)
-    sc, world, recs, analysis, verification = _run(db, srv.url)
+    sc, world, recs, analysis, verification, _ = _run(db, srv.url)
     _assert_correct(sc, analysis, verification)
     _assert_timed(recs, analysis)
     _assert_patients_follow_the_script(recs, sc, 200)
@@ -109,15 +111,28 @@ def test_small_burst_through_the_compiled_load_generator(db, live_server_factory
     except burstgen.Unavailable as e:
         pytest.skip(str(e))
     srv = live_server_factory(redis_url=REDIS)
-    sc, world, recs, analysis, verification = _run(db, srv.url, compiled=True)
+    sc, world, recs, analysis, verification, tokens = _run(db, srv.url, compiled=True)
     _assert_correct(sc, analysis, verification)
     _assert_timed(recs, analysis)
     _assert_patients_follow_the_script(recs, sc, 200)
     assert analysis["latency_ms"]["read_storm"]["n"] >= 200  # the storm: each patient at least once
 
+    # Its hammer (the ceilings): sold-out attempts back to back, answered by their error codes.
+    builder = Client.for_url(srv.url, 1)
+    slots = [sl for sls in world.slots.values() for sl in sls]
+    raws = [builder.build("POST", "/api/v1/appointments", {"Authorization": f"Bearer {tokens[i]}"}, json.dumps(
+        dict(slot_id=slots[i % len(slots)], patient_id=world.patients[i][1])).encode()) for i in range(40)]
+    sold_out = burstgen.hammer(srv.url, raws, 0.5, 8)
+    assert sold_out["requests"] > 40 and sold_out["rate"] > 0  # it went round the list again
+    assert set(sold_out["codes"]) <= {"SESSION_FULL", "SLOT_TAKEN", "429"}, sold_out["codes"]
+    assert sold_out["codes"].get("SESSION_FULL", 0) > 0
+    assert sold_out["latency_ms"]["n"] == sold_out["requests"]
+    once = burstgen.hammer(srv.url, [builder.build("GET", "/healthz")] * 3, 5.0, 8, cycle=False)
+    assert once["requests"] == 3 and once["codes"] == {"200": 3} and once["seconds"] < 5.0
+
 
 def test_small_burst_with_redis_down(db, live_server_factory):
     srv = live_server_factory(redis_url=NOBODY_LISTENS)
-    sc, world, recs, analysis, verification = _run(db, srv.url, patients=120)
+    sc, world, recs, analysis, verification, _ = _run(db, srv.url, patients=120)
     _assert_correct(sc, analysis, verification)
     assert not srv.app.state.gate.subscribed

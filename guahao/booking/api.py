@@ -1,8 +1,9 @@
+from functools import lru_cache
 from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from guahao import idempotency
 from guahao.booking import service
@@ -96,7 +97,17 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
 async def _refused(request, refusal: DomainError, account_id: int, patient_id: int, person_counted: bool):
     if not person_counted:
         await person_attempt_refused(request, account_id, patient_id)  # may answer 429 instead
-    return JSONResponse(refusal.body(), status_code=refusal.status)
+    if refusal.details:
+        return JSONResponse(refusal.body(), status_code=refusal.status)
+    return Response(_refusal_body(refusal.code, refusal.message), status_code=refusal.status,
+                    media_type=JSONResponse.media_type)
+
+
+@lru_cache(maxsize=64)
+def _refusal_body(code: str, message: str) -> bytes:
+    """The same bytes JSONResponse renders, rendered once per refusal: at the release instant thousands of
+    attempts a second get one of a few answers."""
+    return JSONResponse({"error": {"code": code, "message": message}}).body
 
 
 async def _book_on_loop(state, now, account_id: int, request: Request, body: AppointmentIn, person_counted: bool):

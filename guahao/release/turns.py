@@ -26,6 +26,10 @@ class Turns:
         `key` (the number wanted): while this process's booking of the same number is at the database, a
         second attempt waits for its outcome instead of a turn — when it books, the gate refuses the rest
         at once (SLOT_TAKEN); when it fails (a limit of that patient, say), the next one tries."""
+        # At the release instant most attempts arrive already refused: answered without the lock.
+        refusal = refused()
+        if refusal is not None:
+            return refusal
         while True:
             flight = self._busy.get(key) if key is not None else None
             if flight is not None:

@@ -22,7 +22,8 @@ def networks(cidrs: tuple[str, ...]) -> tuple:
 
 
 def client_address(request) -> str | None:
-    peer = request.client.host if request.client else None
+    client = request.scope.get("client")  # (host, port); Request.client builds an Address per call
+    peer = client[0] if client else None
     nets = networks(tuple(request.app.state.settings.trusted_proxies))
     if not peer or not nets or not _in(peer, nets):
         return peer

@@ -4,6 +4,9 @@ from datetime import date, timedelta
 
 import pytest
 import time_machine
+from fastapi.responses import JSONResponse
+
+from guahao.errors import DomainError
 
 from tests import factories as f
 
@@ -74,6 +77,11 @@ def test_slot_taken_and_session_full(client, world, frozen):
         assert book(client, h, sid, pid).status_code == 201
     r = book(client, users[5][0], slots[4], users[5][1])
     assert r.json()["error"]["code"] == "SESSION_FULL"
+    # Refused by the gate from a body rendered once: the bytes and headers the route's JSONResponse gives.
+    again = book(client, users[5][0], slots[4], users[5][1])
+    assert again.status_code == 409 and again.content == r.content
+    assert again.headers["content-type"] == "application/json"
+    assert again.content == JSONResponse(DomainError("SESSION_FULL").body()).body
 
 
 def test_not_released_until_the_instant(client, world):

@@ -48,6 +48,21 @@ def test_rate_parse_and_memory_window():
     assert m.hit("k", 60) == (1, 60)
 
 
+def test_limit_keys_are_the_hashed_names_and_a_bad_rate_is_refused_every_time():
+    import hashlib
+
+    from guahao.security.ratelimit import PREFIX, _keys
+
+    keys, rates = _keys([("book-ip:10.0.0.1", "300/60"), ("book-person:7", Rate(10, 60.0))])
+    assert keys == [f"{PREFIX}book-ip:60:{hashlib.sha256(b'book-ip:10.0.0.1').hexdigest()[:32]}",
+                    f"{PREFIX}book-person:60:{hashlib.sha256(b'book-person:7').hexdigest()[:32]}"]
+    assert rates == [Rate(300, 60.0), Rate(10, 60.0)]
+    assert _keys([("book-ip:10.0.0.1", "300/60")])[0] == keys[:1]  # remembered: the same key again
+    for _ in range(2):  # a failure is not remembered as an answer
+        with pytest.raises(ValueError):
+            _keys([("book-ip:10.0.0.1", "0/60")])
+
+
 def test_settings_refuse_a_malformed_rate():
     from pydantic import ValidationError
 

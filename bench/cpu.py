@@ -47,6 +47,11 @@ def parties(server_group: int, generator: tuple[int, ...] = ()) -> dict[str, lis
     return out
 
 
+def used(pids: list[int]) -> float:
+    """CPU seconds these processes have used so far (those gone since count nothing)."""
+    return sum(st[2] for st in map(_stat, pids) if st is not None)
+
+
 def _machine() -> float:
     """CPU seconds the whole machine has been busy (every core, every process)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
@@ -62,10 +67,9 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _sample(self) -> None:
-        used = {party: sum(st[2] for st in map(_stat, pids) if st is not None)
-                for party, pids in self.pids.items()}
-        used["machine"] = _machine()
-        self.samples.append((time.time(), used))
+        now = {party: used(pids) for party, pids in self.pids.items()}
+        now["machine"] = _machine()
+        self.samples.append((time.time(), now))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

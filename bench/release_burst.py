@@ -361,11 +361,17 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         sold_out_raws = [_raw(builder, "POST", "/api/v1/appointments", sold_out_request(w, i))
                          for i in range(16) for w in range(sc.connections)] if compiled else None
 
+        server_pids = cpu.parties(proc.pid)["server"]
+
         def ceiling(method, path, make_kwargs=None):
+            before = cpu.used(server_pids)
             if not compiled:
-                return run_loop(sc_mod.hammer(base, method, path, per, sc.connections, make_kwargs))
-            raws = sold_out_raws if make_kwargs else [builder.build(method, path)]
-            return burstgen.hammer(base, raws, per, sc.connections)
+                r = run_loop(sc_mod.hammer(base, method, path, per, sc.connections, make_kwargs))
+            else:
+                raws = sold_out_raws if make_kwargs else [builder.build(method, path)]
+                r = burstgen.hammer(base, raws, per, sc.connections)
+            r["server_cpu_s"] = cpu.used(server_pids) - before
+            return r
 
         for _ in range(args.slices):
             slices["sold_out_phase"].append(ceiling("POST", "/api/v1/appointments", sold_out_request))
@@ -525,8 +531,9 @@ def summary(result: dict) -> str:
              f"(p50/p95/p99/max ms {_lat(run['http_booking_phase']['latency_ms'])}; "
              f"answers {run['http_booking_phase']['codes']})" if "http_booking_phase" in run else "  (no raw phases)"),
             f"  ceilings: sold-out answers {run['sold_out_phase']['rate']}/s "
-            f"(p99 {run['sold_out_phase']['latency_ms'].get('p99')} ms), trivial endpoint "
-            f"{run['trivial_phase']['rate']}/s, availability reads {run['read_phase']['rate']}/s"
+            f"(p99 {run['sold_out_phase']['latency_ms'].get('p99')} ms{_cpu_each(run['sold_out_phase'])}), "
+            f"trivial endpoint {run['trivial_phase']['rate']}/s{_cpu_each(run['trivial_phase'], ' (', ')')}, "
+            f"availability reads {run['read_phase']['rate']}/s{_cpu_each(run['read_phase'], ' (', ')')}"
             + (f", raw DB booking tx {run['raw_db_phase']['rate']}/s "
                f"({run.get('db_connections', '?')} connections, {run['scenario']['connections']} clients)" if "raw_db_phase" in run else ""),
             f"  ratios: HTTP booking / raw DB tx = {r['http_booking_per_s_over_raw_db_tx_per_s']} (target ≥ 0.5); "
@@ -537,6 +544,11 @@ def summary(result: dict) -> str:
         ]
     lines += [f"JSON: {result['json']}", f"chart: {result['png']}", "=" * 100]
     return "\n".join(lines)
+
+
+def _cpu_each(phase: dict, before: str = "; ", after: str = "") -> str:
+    us = phase.get("server_cpu_us_per_request")
+    return f"{before}server CPU {us} µs each{after}" if us else ""
 
 
 def _lat(p: dict) -> str:

@@ -429,8 +429,12 @@ def merge(results: list[dict]) -> dict:
     for r in results:
         codes.update(r["codes"])
     n, secs = sum(r["requests"] for r in results), sum(r["seconds"] for r in results)
-    return dict(requests=n, seconds=round(secs, 3), rate=round(n / secs, 1), codes=dict(codes),
-                latency_ms=percentiles(lat), slices=[r["rate"] for r in results])
+    out = dict(requests=n, seconds=round(secs, 3), rate=round(n / secs, 1), codes=dict(codes),
+               latency_ms=percentiles(lat), slices=[r["rate"] for r in results])
+    if n and all("server_cpu_s" in r for r in results):
+        # The server's CPU per answer: steadier than rates on a machine shared with the load generator.
+        out["server_cpu_us_per_request"] = round(sum(r["server_cpu_s"] for r in results) / n * 1e6, 1)
+    return out
 
 
 # --- analysis -------------------------------------------------------------------------------------------

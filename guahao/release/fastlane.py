@@ -19,6 +19,7 @@ Anything it cannot parse strictly, or any doubt, falls through to the route, whi
 import asyncio
 import json
 import logging
+from functools import lru_cache
 from datetime import date
 from urllib.parse import parse_qsl
 
@@ -183,8 +184,10 @@ def _ids_of(body: bytes) -> tuple[int, int, str] | None:
     return slot_id, patient_id, insurance
 
 
+@lru_cache(maxsize=4096)
 def _slots_key(query: bytes):
-    """The route's cache key (department_id, doctor_id, date, date_to) from a plain query string."""
+    """The route's cache key (department_id, doctor_id, date, date_to) from a plain query string.
+    Remembered: the storm's refreshes ask the same few queries thousands of times a second."""
     try:
         pairs = parse_qsl(query.decode("ascii"), strict_parsing=True) if query else []
     except (ValueError, UnicodeDecodeError):

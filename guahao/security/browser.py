@@ -28,15 +28,16 @@ class BrowserGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        if scope["method"] in UNSAFE and "cookie" in headers and "authorization" not in headers:
-            claimed = headers.get("origin") or headers.get("referer")
-            if claimed and claimed != "null":
-                host = headers.get("host", "").lower()
-                if _origin_host(claimed) != host:
+        if scope["method"] in UNSAFE:  # the headers read only where they decide something
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+            if "cookie" in headers and "authorization" not in headers:
+                claimed = headers.get("origin") or headers.get("referer")
+                if claimed and claimed != "null":
+                    host = headers.get("host", "").lower()
+                    if _origin_host(claimed) != host:
+                        return await self._refuse(send)
+                elif claimed == "null":
                     return await self._refuse(send)
-            elif claimed == "null":
-                return await self._refuse(send)
 
         async def with_headers(message):
             if message["type"] == "http.response.start":

@@ -4,7 +4,7 @@
 
 At the release instant nearly every request is a booking attempt the gate refuses (SESSION_FULL) or a
 refresh of a page that has not changed (304). This calls the app in-process for each (SQLite in a temporary
-directory, the rate limits counted in process memory, no Redis), in alternating rounds, and prints the
+directory, the rate limits counted in process memory, or in Redis with `--redis`), in alternating rounds, and prints the
 median microseconds of CPU per request: a steadier figure for comparing a change than the burst's latency
 on a shared machine. The server's own per-request cost (HTTP parsing, sockets) is not in it.
 """
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def setup(patients: int = 200):
+def setup(patients: int = 200, redis_url: str | None = None):
     tmp = tempfile.mkdtemp(prefix="guahao-hotpath-")
     os.environ.update(GUAHAO_SECRET_KEY="bench-only-secret-key-0123456789abcdef",
                       GUAHAO_DATA_KEY="bench-only-data-key-0123456789abcdef0",
@@ -34,6 +34,8 @@ def setup(patients: int = 200):
                       GUAHAO_RATE_BOOKING_IP="100000000/60", GUAHAO_RATE_BOOKING_ACCOUNT="100000000/60",
                       GUAHAO_RATE_BOOKING_PERSON="100000000/60")
     os.environ.pop("GUAHAO_REDIS_URL", None)
+    if redis_url:  # the rate limits counted in Redis, as in production (the gate is not subscribed here)
+        os.environ.update(GUAHAO_REDIS_URL=redis_url, GUAHAO_REDIS_PREFIX="guahao:hotpath:")
     from bench import scenario
     from guahao.accounts.security import issue_token
     from guahao.app import create_app
@@ -115,7 +117,7 @@ async def measure(app, name, reqs, n: int, etag: str | None = None) -> float:
 
 
 async def run(args) -> dict:
-    app, world, tokens, slots = setup()
+    app, world, tokens, slots = setup(redis_url=args.redis)
     reqs = requests(world, tokens, slots)
     # Each answer checked once before timing: a refusal, and a page then its 304.
     status, body = await call(app, *reqs["refused"][0])
@@ -151,6 +153,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=3000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--profile", choices=("refused", "page"))
+    p.add_argument("--redis", help="count the rate limits in this Redis (production's path), e.g. "
+                                   "redis://127.0.0.1:6379/1; default: in process memory")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     out = asyncio.run(run(args))

@@ -284,31 +284,40 @@ static void send_on(Conn *c, int pi, int step) {
 
 static void finish(void) { finished++; }
 
+/* An answer's code as the asyncio generator names it: the status, or what stood for none. */
+static void status_code(char code[64], int status) {
+    if (status == 0) strcpy(code, "TIMEOUT");
+    else if (status == -1) strcpy(code, "CONN_ERROR");
+    else sprintf(code, "%d", status);
+}
+
+/* The error code of a JSON error body ({"error": {"code": "..."}}), if it has one. */
+static void error_code(char code[64], const char *body, size_t blen) {
+    const char *k = body ? memmem(body, blen, "\"code\":\"", 8) : NULL;
+    if (!k) return;
+    k += 8;
+    const char *e = memchr(k, '"', body + blen - k);
+    size_t l = e ? (size_t)(e - k) : 0;
+    if (l > 47) l = 47;
+    memcpy(code, k, l);
+    code[l] = 0;
+}
+
 /* What the patient does with an answer (run_burst's `connection`, `read` and `book`). */
 static void answered(Conn *c, int status, double t1, const char *body, size_t blen, const char *etag) {
     int pi = c->patient, step = c->step;
     Pat *p = &pats[pi];
     char code[64];
     long booking = 0;
-    if (status == 0) strcpy(code, "TIMEOUT");
-    else if (status == -1) strcpy(code, "CONN_ERROR");
-    else if (status >= 500) sprintf(code, "HTTP_%d", status);
-    else sprintf(code, "%d", status);
+    status_code(code, status);
+    if (status >= 500) sprintf(code, "HTTP_%d", status);
     if (step == BOOK) {
         if (status == 201) {
             const char *k = body ? memmem(body, blen, "\"id\":", 5) : NULL;
             booking = k ? atol(k + 5) : 0;
             strcpy(code, "booked");
         } else if (status > 0 && status < 500) {
-            const char *k = body ? memmem(body, blen, "\"code\":\"", 8) : NULL;
-            if (k) {
-                k += 8;
-                const char *e = memchr(k, '"', body + blen - k);
-                size_t l = e ? (size_t)(e - k) : 0;
-                if (l > 47) l = 47;
-                memcpy(code, k, l);
-                code[l] = 0;
-            }
+            error_code(code, body, blen);
         }
         record('b', c->t0, t1, status, code, pi, c->slot, booking);
         p->tries_left--;
@@ -389,6 +398,15 @@ static void on_readable(Conn *c) {
     }
 }
 
+/* A request unanswered past its deadline: the connection is dropped and the answer is a timeout. */
+static int expired(Conn *c, double now) {
+    if (!c->busy || now <= c->deadline) return 0;
+    close_conn(c);
+    c->busy = 0;
+    on_answer(c, 0, now, NULL, 0, NULL);
+    return 1;
+}
+
 /* storm: a binary heap of (due, patient) */
 static double *h_due;
 static int *h_pat, h_n;
@@ -462,20 +480,8 @@ static int hammer_send(Conn *c) {
 static void hammer_answered(Conn *c, int status, double t1, const char *body, size_t blen, const char *etag) {
     (void)etag;
     char code[64];
-    if (status == 0) strcpy(code, "TIMEOUT");
-    else if (status == -1) strcpy(code, "CONN_ERROR");
-    else sprintf(code, "%d", status);
-    if (status == 409 && body) {
-        const char *k = memmem(body, blen, "\"code\":\"", 8);
-        if (k) {
-            k += 8;
-            const char *e = memchr(k, '"', body + blen - k);
-            size_t l = e ? (size_t)(e - k) : 0;
-            if (l > 47) l = 47;
-            memcpy(code, k, l);
-            code[l] = 0;
-        }
-    }
+    status_code(code, status);
+    if (status == 409) error_code(code, body, blen);
     record('h', c->t0, t1, status, code, 0, 0, 0);
 }
 
@@ -524,10 +530,7 @@ static int hammer_main(const char *path) {
         double now = mono();
         for (int i = 0; i < nconn; i++) {
             Conn *c = &conns[i];
-            if (c->busy && now > c->deadline) {
-                close_conn(c);
-                c->busy = 0;
-                on_answer(c, 0, now, NULL, 0, NULL);
+            if (expired(c, now)) {
                 in_flight--;
                 if (now < end) in_flight += hammer_send(c);
             }
@@ -652,15 +655,8 @@ int main(int argc, char **argv) {
         if (n < 0 && errno != EINTR) die("epoll_wait");
         for (int i = 0; i < n; i++) on_readable((Conn *)evs[i].data.ptr);
         now = mono();
-        for (int i = 0; i < nconn; i++) {
-            Conn *c = &conns[i];
-            if (c->busy && now > c->deadline) {
-                close_conn(c);
-                c->busy = 0;
-                on_answer(c, 0, now, NULL, 0, NULL);
-                give_back(&conns[i]);
-            }
-        }
+        for (int i = 0; i < nconn; i++)
+            if (expired(&conns[i], now)) give_back(&conns[i]);
     }
     write_records();
     return 0;

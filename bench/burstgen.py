@@ -104,7 +104,8 @@ def start(base_url: str, world: World, tokens: list[str], sc: Scenario, t_releas
     return Run(build(), spec(base_url, world, tokens, sc, t_release, read_path))
 
 
-def hammer(base_url: str, requests: list[bytes], seconds: float, connections: int, cycle: bool = True) -> dict:
+def hammer(base_url: str, requests: list[bytes], seconds: float, connections: int, cycle: bool = True,
+           timeout: float = 30.0) -> dict:
     """`scenario.hammer` compiled: `requests` (pre-built, see loadclient.Client.build) back to back on every
     connection for `seconds`, taken in turn (again from the first when `cycle`; otherwise until they run
     out). Returns the same figures, with `requests` the number answered, in the order they were taken."""
@@ -117,7 +118,7 @@ def hammer(base_url: str, requests: list[bytes], seconds: float, connections: in
     host = "127.0.0.1" if host == "localhost" else host
     fd, path = tempfile.mkstemp(prefix="guahao-hammer-", suffix=".bin")
     with os.fdopen(fd, "wb") as f:
-        f.write(f"{host} {port} {connections} 30 {seconds} {int(cycle)} {len(requests)}\n".encode())
+        f.write(f"{host} {port} {connections} {timeout} {seconds} {int(cycle)} {len(requests)}\n".encode())
         for raw in requests:
             f.write(b"%d\n" % len(raw) + raw)
     try:

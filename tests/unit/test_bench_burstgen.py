@@ -1,7 +1,11 @@
 """bench/burstgen.py: the compiled load generator's input and output, without a server."""
 
 import random
+import socket
+import threading
 from datetime import date
+
+import pytest
 
 from bench import burstgen
 from bench.scenario import Scenario, World, _weights
@@ -53,3 +57,37 @@ def test_without_a_compiler_the_bench_is_told_so(monkeypatch):
         assert "no C compiler" in str(e)
     else:
         raise AssertionError("build() without a compiler must raise Unavailable")
+
+
+def test_the_hammer_times_out_a_server_that_never_answers():
+    try:
+        burstgen.build()
+    except burstgen.Unavailable as e:
+        pytest.skip(str(e))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():  # accepts, reads nothing, answers nothing
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        port = listener.getsockname()[1]
+        out = burstgen.hammer(f"http://127.0.0.1:{port}", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"], 0.1, 2,
+                              cycle=False, timeout=0.3)
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        listener.close()
+    assert out["codes"] == {"TIMEOUT": 1} and out["requests"] == 1
+    assert 0.3 <= out["latency_ms"]["max"] / 1000 < 2.0

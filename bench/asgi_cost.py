@@ -19,23 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.hotpath_cost import call as call_app, scope_of  # noqa: E402
+
 
 async def call(app, path: str) -> int:
     raw, _, query = path.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": raw, "raw_path": raw.encode(), "query_string": query.encode(),
-             "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80)}
-    status = 0
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-    await app(scope, receive, send)
+    status, _ = await call_app(app, scope_of("GET", raw, [(b"host", b"bench")], query.encode()))
     return status
 
 

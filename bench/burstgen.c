@@ -179,6 +179,12 @@ static void close_conn(Conn *c) {
     c->len = 0;
 }
 
+static int sess_index(int session_id) {
+    for (int i = 0; i < nsess; i++)
+        if (sess_ids[i] == session_id) return i;
+    return -1;
+}
+
 /* Free numbers per session of a page body, parsed once per ETag (as run_burst's `parsed`). The route
  * writes each slot as {"id":..,"session_id":..,"doctor":{..},...,"status":".."}. */
 static Page *parse_page(const char *etag, const char *body, size_t len) {
@@ -202,13 +208,10 @@ static Page *parse_page(const char *etag, const char *body, size_t len) {
         if (!st) break;
         int sid = atoi(q + 13);
         st += 10;
-        if ((!strncmp(st, "available\"", 10) || !strncmp(st, "not_released\"", 13)) && n < total) {
-            for (int i = 0; i < nsess; i++)
-                if (sess_ids[i] == sid) {
-                    tmp_sess[n] = i;
-                    tmp_id[n++] = id;
-                    break;
-                }
+        int i = sess_index(sid);
+        if ((!strncmp(st, "available\"", 10) || !strncmp(st, "not_released\"", 13)) && i >= 0 && n < total) {
+            tmp_sess[n] = i;
+            tmp_id[n++] = id;
         }
         s = st;
     }
@@ -238,6 +241,23 @@ static int choose(Pat *p) {
     return sess_slots[i][next_rand(&p->rng) % sess_n[i]];
 }
 
+/* Write a request on an open, idle connection; its answer is due within timeout_s. */
+static void send_request(Conn *c, const char *req, int n) {
+    c->busy = 1;
+    c->len = 0;
+    c->t0 = mono();
+    c->deadline = c->t0 + timeout_s;
+    /* A request is under 1 KB on an idle keep-alive connection: the socket's buffer takes it whole, so
+     * a retry loop stands in for EPOLLOUT bookkeeping. A failed send shows as the connection's close. */
+    int off = 0;
+    while (off < n) {
+        ssize_t w = send(c->fd, req + off, n - off, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (w <= 0) break;
+        off += w;
+    }
+}
+
 static void send_on(Conn *c, int pi, int step) {
     Pat *p = &pats[pi];
     char req[2048];
@@ -258,31 +278,16 @@ static void send_on(Conn *c, int pi, int step) {
         else
             n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", read_path, host, port, p->auth);
     }
-    c->busy = 1;
     c->patient = pi;
     c->step = step;
-    c->len = 0;
     if (!c->open && open_conn(c) < 0) {
         c->t0 = mono();
-        c->busy = 0;
         answered(c, -1, c->t0, NULL, 0, NULL);
         give_back(c);
         return;
     }
-    c->t0 = mono();
-    c->deadline = c->t0 + timeout_s;
-    /* A request is under 1 KB on an idle keep-alive connection: the socket's buffer takes it whole, so
-     * a retry loop stands in for EPOLLOUT bookkeeping. A failed send shows as the connection's close. */
-    int off = 0;
-    while (off < n) {
-        ssize_t w = send(c->fd, req + off, n - off, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        if (w <= 0) break;
-        off += w;
-    }
+    send_request(c, req, n);
 }
-
-static void finish(void) { finished++; }
 
 /* An answer's code as the asyncio generator names it: the status, or what stood for none. */
 static void status_code(char code[64], int status) {
@@ -324,7 +329,7 @@ static void answered(Conn *c, int status, double t1, const char *body, size_t bl
         if (!strcmp(code, "SLOT_TAKEN") || !strcmp(code, "SESSION_FULL") || !strcmp(code, "NOT_RELEASED"))
             push(pi, REREAD);
         else
-            finish();
+            finished++;
     } else {
         if (status == 200 && etag) {
             snprintf(p->etag, sizeof p->etag, "%s", etag);
@@ -336,7 +341,7 @@ static void answered(Conn *c, int status, double t1, const char *body, size_t bl
         } else if (p->tries_left > 0) {
             push(pi, BOOK);
         } else {
-            finish();
+            finished++;
         }
     }
 }
@@ -463,17 +468,7 @@ static int hammer_send(Conn *c) {
     }
     int i = h_next++;
     if (!c->open && open_conn(c) < 0) die("cannot connect");
-    c->busy = 1;
-    c->len = 0;
-    c->t0 = mono();
-    c->deadline = c->t0 + timeout_s;
-    int off = 0;
-    while (off < h_len[i]) {
-        ssize_t w = send(c->fd, h_req[i] + off, h_len[i] - off, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        if (w <= 0) break;
-        off += w;
-    }
+    send_request(c, h_req[i], h_len[i]);
     return 1;
 }
 
@@ -585,10 +580,8 @@ int main(int argc, char **argv) {
         p->nprefs = atoi(NEXT());
         p->prefs = malloc(sizeof(int) * (p->nprefs + 1));
         for (int k = 0; k < p->nprefs; k++) {
-            int sid = atoi(NEXT());
-            p->prefs[k] = 0;
-            for (int j = 0; j < nsess; j++)
-                if (sess_ids[j] == sid) p->prefs[k] = j;
+            int j = sess_index(atoi(NEXT()));
+            p->prefs[k] = j < 0 ? 0 : j;
         }
         p->rng = seed * 7919 + i;
     }

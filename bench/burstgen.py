@@ -8,14 +8,15 @@ hash under the system's temporary directory), hands it the patients and their pr
 
 import hashlib
 import os
-import random
 import shutil
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 
-from bench.scenario import Rec, Scenario, World, _weights
+from bench.loadclient import Client
+from bench.scenario import Rec, Scenario, World, draws, patient_rng, percentiles
 
 SOURCE = Path(__file__).with_name("burstgen.c")
 
@@ -42,27 +43,25 @@ def build() -> Path:
 def spec(base_url: str, world: World, tokens: list[str], sc: Scenario, t_release: float,
          read_path: str | None = None) -> str:
     """The generator's input: run_burst's patients, preferences, refresh phases and order at T."""
-    hostport = base_url.split("://", 1)[1].rstrip("/")
-    host, _, port = hostport.partition(":")
-    host = "127.0.0.1" if host == "localhost" else host
+    host, port = _address(base_url)
     read_path = read_path or f"/api/v1/slots?department_id={world.department_id}&date={world.visit_date}"
-    rng = random.Random(sc.seed)
-    weights = _weights(len(world.session_ids), sc.skew)
-    index = {sid: i for i, sid in enumerate(world.session_ids)}
+    prefs, pressing = draws(world, sc, len(tokens))
     lines = [f"{host} {port} {sc.connections} {sc.timeout} {t_release:.6f} {sc.storm_seconds} "
              f"{sc.poll_interval} {sc.tries} {sc.seed}", read_path, str(len(world.session_ids))]
     for sid in world.session_ids:
         lines.append(f"{sid} {len(world.slots[sid])} " + " ".join(map(str, world.slots[sid])))
     lines.append(str(len(tokens)))
     for i, (tok, (_, pid, _)) in enumerate(zip(tokens, world.patients)):
-        order = sorted(world.session_ids, key=lambda sid: -rng.random() ** (1.0 / weights[index[sid]]))
-        prefs = order[:sc.acceptable or len(order)]
-        phase = random.Random(sc.seed * 7919 + i).random() * sc.poll_interval
-        lines.append(f"{pid} {phase:.6f} {tok} {len(prefs)} " + " ".join(map(str, prefs)))
-    order = list(range(len(tokens)))
-    rng.shuffle(order)
-    lines.append(" ".join(map(str, order)))
+        phase = patient_rng(sc, i).random() * sc.poll_interval
+        lines.append(f"{pid} {phase:.6f} {tok} {len(prefs[i])} " + " ".join(map(str, prefs[i])))
+    lines.append(" ".join(map(str, pressing)))
     return "\n".join(lines) + "\n"
+
+
+def _address(base_url: str) -> tuple[str, int]:
+    """(IPv4 address, port) of the server: the C generator connects by address, not by name."""
+    c = Client.for_url(base_url, 1)
+    return ("127.0.0.1" if c.host == "localhost" else c.host), c.port
 
 
 class Run:
@@ -109,13 +108,7 @@ def hammer(base_url: str, requests: list[bytes], seconds: float, connections: in
     """`scenario.hammer` compiled: `requests` (pre-built, see loadclient.Client.build) back to back on every
     connection for `seconds`, taken in turn (again from the first when `cycle`; otherwise until they run
     out). Returns the same figures, with `requests` the number answered, in the order they were taken."""
-    from collections import Counter
-
-    from bench.scenario import percentiles
-
-    hostport = base_url.split("://", 1)[1].rstrip("/")
-    host, _, port = hostport.partition(":")
-    host = "127.0.0.1" if host == "localhost" else host
+    host, port = _address(base_url)
     fd, path = tempfile.mkstemp(prefix="guahao-hammer-", suffix=".bin")
     with os.fdopen(fd, "wb") as f:
         f.write(f"{host} {port} {connections} {timeout} {seconds} {int(cycle)} {len(requests)}\n".encode())

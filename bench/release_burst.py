@@ -340,15 +340,12 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         read_path = f"/api/v1/slots?department_id={world.department_id}&date={visit_date}"
         if raw:
             jobs = raw_jobs(raw_world, world)
-            cursor = iter(range(len(jobs)))
+            pos = 0  # jobs[pos:] are the fresh numbers not yet booked by either phase
 
             def fresh_booking_at(j):
                 sid, slot_id, k = jobs[j]
                 return dict(headers={"Authorization": f"Bearer {tokens[k]}"},
                             json=dict(slot_id=slot_id, patient_id=world.patients[k][1]))
-
-            def fresh_booking(w, i):
-                return fresh_booking_at(next(cursor))
         # The ceilings are measured in interleaved slices (A B C D, A B C D, …) so that the machine's
         # drift (other people's jobs) falls on all of them alike: their ratios are what to compare.
         log(f"[{kind}] ceilings, interleaved: sold-out answers, trivial endpoint, cached reads"
@@ -358,7 +355,7 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
         per = args.phase_seconds / args.slices
         compiled = out["generator"] == "c"
         builder = Client.for_url(base, 1)
-        sold_out_raws = [_raw(builder, "POST", "/api/v1/appointments", sold_out_request(w, i))
+        sold_out_raws = [sc_mod.request_of(builder, "POST", "/api/v1/appointments", sold_out_request(w, i))
                          for i in range(16) for w in range(sc.connections)] if compiled else None
 
         server_pids = cpu.parties(proc.pid)["server"]
@@ -377,26 +374,25 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
             slices["sold_out_phase"].append(ceiling("POST", "/api/v1/appointments", sold_out_request))
             slices["trivial_phase"].append(ceiling("GET", "/healthz"))
             slices["read_phase"].append(ceiling("GET", read_path))
-            if raw:
+            if raw and pos < len(jobs):
                 if compiled:
-                    start = sum(r["requests"] for r in slices["http_booking_phase"]) + sum(
-                        r["transactions"] for r in slices["raw_db_phase"])
-                    slices["http_booking_phase"].append(burstgen.hammer(
-                        base, [_raw(builder, "POST", "/api/v1/appointments", fresh_booking_at(j))
-                               for j in range(start, len(jobs))], per, sc.connections, cycle=False))
+                    r = burstgen.hammer(base, [sc_mod.request_of(builder, "POST", "/api/v1/appointments",
+                                                                 fresh_booking_at(j)) for j in range(pos, len(jobs))],
+                                        per, sc.connections, cycle=False)
                 else:
-                    slices["http_booking_phase"].append(run_loop(sc_mod.hammer(
-                        base, "POST", "/api/v1/appointments", per, sc.connections, fresh_booking)))
-                used = sum(r["requests"] for r in slices["http_booking_phase"]) + sum(
-                    r["transactions"] for r in slices["raw_db_phase"])
-                if used >= len(jobs):
+                    cursor = iter(range(pos, len(jobs)))
+                    r = run_loop(sc_mod.hammer(base, "POST", "/api/v1/appointments", per, sc.connections,
+                                               lambda w, i: fresh_booking_at(next(cursor))))
+                slices["http_booking_phase"].append(r)
+                pos += r["requests"]
+                if pos >= len(jobs):
                     log(f"[{kind}] every fresh number of the raw sessions is booked: no more raw slices")
                     continue
-                r = run_loop(raw_db_rate(db_url, jobs[used:], world, args.workers * args.pool_size,
-                                            sc.connections, per, server_start))
+                r = run_loop(raw_db_rate(db_url, jobs[pos:], world, args.workers * args.pool_size,
+                                         sc.connections, per, server_start))
                 r["requests"], r["codes"] = r["transactions"], {"booked": r["booked"], "refused": r["refused"]}
                 slices["raw_db_phase"].append(r)
-                cursor = iter(range(used + r["transactions"], len(jobs)))
+                pos += r["transactions"]
         for k, v in slices.items():
             if v:
                 out[k] = sc_mod.merge(v)
@@ -450,11 +446,6 @@ def _cpu_lines(c: dict | None) -> list[str]:
             lines.append(f"  cores used ({label}, of {c['machine_cores']}): " + ", ".join(
                 f"{k} {w[k]}" for k in ("load generator", "server", "PostgreSQL", "Redis", "others")))
     return lines
-
-
-def _raw(builder, method: str, path: str, kw: dict) -> bytes:
-    """A request as scenario.hammer builds it from `make_kwargs`' headers and JSON body."""
-    return builder.build(method, path, kw.get("headers"), json.dumps(kw["json"]).encode() if "json" in kw else b"")
 
 
 def log(msg: str) -> None:

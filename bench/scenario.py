@@ -183,6 +183,32 @@ def _weights(n: int, skew: float) -> list[float]:
     return [1.0 / (i + 1) ** skew for i in range(n)]
 
 
+def draws(world: World, sc: Scenario, n: int) -> tuple[list[list[int]], list[int]]:
+    """The patients' acceptable sessions (most wanted first) and the order in which they press 预约 at T:
+    drawn from `sc.seed`, so that both load generators (run_burst, bench/burstgen) play the same burst."""
+    rng = random.Random(sc.seed)
+    weights = _weights(len(world.session_ids), sc.skew)
+    index = {sid: i for i, sid in enumerate(world.session_ids)}
+    prefs = []
+    for _ in range(n):
+        # Weighted order without replacement (Efraimidis–Spirakis): popular sessions come first more often.
+        order = sorted(world.session_ids, key=lambda sid: -rng.random() ** (1.0 / weights[index[sid]]))
+        prefs.append(order[:sc.acceptable or len(order)])
+    pressing = list(range(n))
+    rng.shuffle(pressing)
+    return prefs, pressing
+
+
+def patient_rng(sc: Scenario, i: int) -> random.Random:
+    """Patient `i`'s own draws: the phase of their refreshes first, then the numbers they pick."""
+    return random.Random(sc.seed * 7919 + i)
+
+
+def request_of(http, method: str, path: str, kw: dict) -> bytes:
+    """A request from a `make_kwargs` answer (`headers`, and a `json` body), built by a loadclient.Client."""
+    return http.build(method, path, kw.get("headers"), json.dumps(kw["json"]).encode() if "json" in kw else b"")
+
+
 class Patient_:
     """One patient at the release: refreshes the page, then books with up to `tries` attempts."""
 
@@ -211,15 +237,9 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
 
     from bench.loadclient import Client, ConnectionFailed, header
 
-    rng = random.Random(sc.seed)
-    weights = _weights(len(world.session_ids), sc.skew)
-    index = {sid: i for i, sid in enumerate(world.session_ids)}
-    patients = []
-    for i, (tok, (_, pid, _)) in enumerate(zip(tokens, world.patients)):
-        # Weighted order without replacement (Efraimidis–Spirakis): popular sessions come first more often.
-        order = sorted(world.session_ids, key=lambda sid: -rng.random() ** (1.0 / weights[index[sid]]))
-        prefs = order[:sc.acceptable or len(order)]
-        patients.append(Patient_(i, tok, pid, prefs, random.Random(sc.seed * 7919 + i)))
+    prefs, pressing = draws(world, sc, len(tokens))
+    patients = [Patient_(i, tok, pid, prefs[i], patient_rng(sc, i))
+                for i, (tok, (_, pid, _)) in enumerate(zip(tokens, world.patients))]
     slot_session = {sl: sid for sid, sls in world.slots.items() for sl in sls}
     read_path = read_path or f"/api/v1/slots?department_id={world.department_id}&date={world.visit_date}"
     t_loop = clock() + (t_release - time.time())  # T on the monotonic clock
@@ -338,9 +358,7 @@ async def run_burst(base_url: str, world: World, tokens: list[str], sc: Scenario
         if now < t_loop:
             await asyncio.sleep(t_loop - now)
         # T: every patient presses 预约, in an order of their own.
-        order = list(patients)
-        rng.shuffle(order)
-        for p in order:
+        for p in (patients[i] for i in pressing):
             p.tries_left = sc.tries
             queue.put_nowait((p, "book"))
         if not patients:
@@ -394,8 +412,7 @@ async def hammer(base_url: str, method: str, path: str, seconds: float, connecti
                     kw = make_kwargs(w, i)
                 except StopIteration:  # nothing left to ask for
                     return
-                body = json.dumps(kw["json"]).encode() if "json" in kw else b""
-                raw = http.build(method, path, kw.get("headers"), body)
+                raw = request_of(http, method, path, kw)
             else:
                 raw = fixed
             i += 1

@@ -19,8 +19,8 @@ Anything it cannot parse strictly, or any doubt, falls through to the route, whi
 import asyncio
 import json
 import logging
-from functools import lru_cache
 from datetime import date
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request

@@ -69,6 +69,10 @@ def _release_gate(app: FastAPI, settings: Settings) -> None:
     app.state.gate.on_change(app.state.availability.invalidate)
     app.state.gate.on_write(app.state.availability.clear)
     app.add_middleware(FastLane, state=app.state)
+    if settings.inline_answers:
+        from guahao.release.inline import Inline
+
+        app.state.inline = Inline(app.state)  # used by `guahao serve`'s protocol (guahao/serving.py)
 
 
 def _bookings_on_loop(settings: Settings, db: Database):

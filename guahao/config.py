@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     booking_thread: bool = True
     # ... carrying up to this many bookings per transaction (guahao/booking/batch.py); 1: one each.
     booking_batch: int = 8
+    # `guahao serve` answers the release storm's sure refusals and cached pages as their bytes arrive
+    # (guahao/release/inline.py); false: every request through the application.
+    inline_answers: bool = True
 
     @property
     def db_connections(self) -> int:

@@ -19,10 +19,14 @@ import socket
 from uvicorn import Config
 from uvicorn.supervisors import multiprocess
 
+import logging
+
 try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 except ImportError:  # uvicorn without httptools: its h11 protocol, unchanged
     HttpToolsProtocol = None
+
+log = logging.getLogger("guahao.serving")
 
 
 def reuse_port_socket(address: tuple, family: int = socket.AF_INET) -> socket.socket:
@@ -103,11 +107,63 @@ class _HeadWithBody:
 
 
 class OneWriteHttpTools(HttpToolsProtocol or object):
-    """uvicorn's httptools protocol, each answer's head and body sent in one write (`guahao serve`)."""
+    """uvicorn's httptools protocol, each answer's head and body sent in one write (`guahao serve`), and
+    the release storm's sure answers given as their request arrives (guahao/release/inline.py)."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._inline = _inline_of(self.app)
+        self._in_message = False
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        super().on_message_complete()
+
+    def data_received(self, data: bytes) -> None:
+        # Only between requests, with nothing queued or half-read, the answer not held up by a slow reader,
+        # and no access log to write: otherwise the usual way keeps its order and its bookkeeping.
+        if (self._inline is not None and not self._in_message and not self.pipeline
+                and (self.cycle is None or self.cycle.response_complete)
+                and not self.flow.write_paused and not self.access_log):
+            try:
+                answer = self._inline.answer(data, self.client)
+            except Exception:
+                log.exception("inline answer failed; answering the usual way")
+                answer = None
+            if answer is not None:
+                self._write_inline(*answer)
+                return
+        super().data_received(data)
+
+    def _write_inline(self, status: int, tail: bytes, after) -> None:
+        self._unset_keepalive_if_required()
+        head = b"".join(k + b": " + v + b"\r\n" for k, v in self.server_state.default_headers)
+        self.transport.write(STATUS_LINE[status] + head + tail)
+        self.server_state.total_requests += 1
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        if after is not None:
+            after()
 
     def _start_asgi_task(self, cycle, app) -> None:
         cycle.transport = _HeadWithBody(self.transport, cycle)
         super()._start_asgi_task(cycle, app)
+
+
+def _inline_of(app):
+    """The application's `Inline` (app.state.inline), under whatever uvicorn wrapped it in; or None."""
+    for _ in range(8):
+        if app is None:
+            return None
+        state = getattr(app, "state", None)
+        inline = getattr(state, "inline", None) if state is not None else None
+        if inline is not None:
+            return inline
+        app = getattr(app, "app", None)
+    return None
 
 
 def http_protocol() -> str:

@@ -17,18 +17,28 @@ log = logging.getLogger("guahao.guards")
 
 
 def _booking_limits(request, account_id: int, patient_id: int | None):
-    settings = request.app.state.settings
-    limits = [(f"book-ip:{client_address(request)}", settings.rate_booking_ip),
+    return booking_limits_of(request.app.state, client_address(request), account_id, patient_id)
+
+
+def booking_limits_of(state, address: str | None, account_id: int, patient_id: int | None):
+    """The limits a booking attempt counts under, and whether the per-person one is among them (False: the
+    person behind the patient is not known to this process yet)."""
+    settings = state.settings
+    limits = [(f"book-ip:{address}", settings.rate_booking_ip),
               (f"book-account:{account_id}", settings.rate_booking_account)]
-    person_id = known_person(request, account_id, patient_id) if patient_id else None
+    person_id = _people_of(state).get((account_id, patient_id)) if patient_id else None
     if person_id is not None:
-        limits.append(_person_limit(request, person_id))
+        limits.append(_person_limit_of(state, person_id))
     return limits, person_id is not None or not patient_id
 
 
 def _person_limit(request, person_id: int) -> tuple[str, str]:
+    return _person_limit_of(request.app.state, person_id)
+
+
+def _person_limit_of(state, person_id: int) -> tuple[str, str]:
     # One person added under many accounts (a scalper's farm) still shares one budget.
-    return f"book-person:{person_id}", request.app.state.settings.rate_booking_person
+    return f"book-person:{person_id}", state.settings.rate_booking_person
 
 
 def booking_attempt(request, account_id: int, patient_id: int | None) -> bool:

@@ -95,7 +95,11 @@ class RedisBackend:
 
     async def hit_many_async(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
         """The same on the event loop without blocking it: the loop serves other requests meanwhile."""
-        return _pairs(await self._batches().hit(keys, [max(1, int(w * 1000)) for w in windows]))
+        return _pairs(await self.hit_many_soon(keys, windows))
+
+    def hit_many_soon(self, keys: list[str], windows: list[float]) -> asyncio.Future:
+        """Counted with the loop's next batch; the future holds the script's flat answer."""
+        return self._batches().hit_soon(keys, [max(1, int(w * 1000)) for w in windows])
 
     def _batches(self) -> "_Batches":
         loop = asyncio.get_running_loop()
@@ -135,6 +139,9 @@ class _Batches:
         self.sending: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     async def hit(self, keys: list[str], windows_ms: list[int]) -> list:
+        return await self.hit_soon(keys, windows_ms)
+
+    def hit_soon(self, keys: list[str], windows_ms: list[int]) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append((keys, windows_ms, future))
@@ -143,7 +150,7 @@ class _Batches:
             task = loop.create_task(self._send())
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
-        return await future
+        return future
 
     async def _send(self) -> None:
         # Runs the loop's turn after the first caller: everyone who arrived meanwhile goes in this batch.
@@ -173,6 +180,7 @@ class RateLimiter:
         self.redis = RedisBackend(url) if url else None
         self._cooldown = cooldown
         self._redis_down_until = 0.0
+        self._over: dict[str, float] = {}  # key -> monotonic end of its window, once seen over its rate
 
     def _redis_usable(self) -> bool:
         return self.redis is not None and time.monotonic() >= self._redis_down_until
@@ -198,6 +206,59 @@ class RateLimiter:
                 self._redis_failed(e)
         return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
 
+    def count_soon(self, limits: list[tuple[str, "str | Rate"]]) -> bool:
+        """Count one attempt under each key without waiting for the count, for an attempt whose answer is
+        already known to be a refusal that changes nothing (the release gate's sold-out answer): it spends
+        its budget all the same, but its answer does not wait for a Redis round trip.
+
+        Returns False when this process has already seen one of the keys over its rate (an earlier count's
+        answer, here or on the waiting path) or, without Redis, when this count is over it: the caller
+        then answers through `hit_all_async`, which gives the 429. So an attempt answered here gets the
+        refusal instead of a 429 only while its own count, or one sent with it, is the first to cross the
+        rate in this process."""
+        if not self.enabled or not limits:
+            return True
+        keys, rates = _keys(limits)
+        over = self._over
+        if over:
+            m = time.monotonic()
+            for k in keys:
+                until = over.get(k)
+                if until is not None and until > m:
+                    return False
+        windows = [r.seconds for r in rates]
+        if self._redis_usable():
+            try:
+                future = self.redis.hit_many_soon(keys, windows)
+            except Exception as e:
+                self._redis_failed(e)
+            else:
+                future.add_done_callback(lambda f: self._counted(f, keys, rates, windows))
+                return True
+        return self._note(keys, rates, [self.memory.hit(k, w) for k, w in zip(keys, windows)])
+
+    def _counted(self, future: asyncio.Future, keys: list[str], rates: list[Rate], windows: list[float]) -> None:
+        if future.cancelled():
+            counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+        elif future.exception() is not None:
+            self._redis_failed(future.exception())
+            counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+        else:
+            counts = _pairs(future.result())
+        self._note(keys, rates, counts)
+
+    def _note(self, keys: list[str], rates: list[Rate], counts: list[tuple[int, float]]) -> bool:
+        """Remember the keys these counts put over their rates; False if any is."""
+        fine = True
+        for k, rate, (n, remaining) in zip(keys, rates, counts):
+            if n > rate.count:
+                fine = False
+                m = time.monotonic()
+                if len(self._over) > 100_000:
+                    self._over = {key: t for key, t in self._over.items() if t > m}
+                self._over[k] = m + remaining
+        return fine
+
     def hit(self, key: str, rate: "str | Rate") -> None:
         """Count one attempt under `key`; raise RATE_LIMITED once the rate is exceeded."""
         self.hit_all([(key, rate)])
@@ -221,7 +282,9 @@ class RateLimiter:
         """`hit_all` for the event loop: waits for Redis without blocking the loop."""
         if self.enabled and limits:
             keys, rates = _keys(limits)
-            _verdict(await self._hit_async(keys, [r.seconds for r in rates]), rates)
+            counts = await self._hit_async(keys, [r.seconds for r in rates])
+            self._note(keys, rates, counts)
+            _verdict(counts, rates)
 
 
 def _keys(limits: list[tuple[str, "str | Rate"]]) -> tuple[list[str], list[Rate]]:

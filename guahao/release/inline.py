@@ -1,0 +1,177 @@
+"""The storm's sure answers, given by the HTTP protocol as the request's bytes arrive.
+
+At the release instant most requests are refusals the gate already knows (a sold-out session) or refreshes
+of a page the availability cache holds. The fast lane (fastlane.py) spares them the framework, but each
+still cost ~210 µs of server CPU at T, where uvicorn with a trivial ASGI app costs ~30 µs and a bare
+asyncio protocol ~8 µs (bench/floor.py): the rest was the request's scope, task, middleware, the awaited
+Redis count and the loop turns between them. `Inline.answer` takes the request's bytes and gives the
+whole answer at once (`guahao serve`'s protocol, guahao/serving.py, writes it), for exactly:
+
+- `GET /api/v1/slots?…` whose page is fresh in the availability cache: 304 or the page, as fastlane;
+- `POST /api/v1/appointments` with a valid account token, no Idempotency-Key, the route's JSON body, that
+  the release gate refuses (SESSION_FULL, SLOT_TAKEN) and whose rate limits this process does not know to
+  be spent: the attempt is counted without waiting for Redis (`RateLimiter.count_soon`).
+
+Anything else — one header it does not know, a request split over two reads, a second request behind the
+first, a doubt of any kind — returns None and the request goes the usual way, which gives the full answer.
+The answers are the bytes the usual way sends (tests/api/test_inline_answers.py compares them).
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from starlette.responses import Response
+
+from guahao.accounts.security import read_token
+from guahao.errors import DomainError
+from guahao.release.availability import Page, etag_matches
+from guahao.release.fastlane import BOOK, SLOTS, _MAX_BODY, _check_token_ahead, _ids_of, _slots_key
+from guahao.security.browser import HEADERS as BROWSER_HEADERS
+
+log = logging.getLogger("guahao.inline")
+
+# Headers that change nothing in these two answers. Any other (Idempotency-Key, X-Forwarded-For,
+# Transfer-Encoding, Expect, Upgrade, Cookie …) sends the request the usual way.
+_KNOWN = frozenset({
+    b"host", b"authorization", b"content-type", b"content-length", b"connection", b"accept",
+    b"accept-encoding", b"accept-language", b"user-agent", b"if-none-match", b"cache-control", b"pragma",
+    b"origin", b"referer", b"sec-fetch-site", b"sec-fetch-mode", b"sec-fetch-dest", b"sec-ch-ua",
+    b"sec-ch-ua-mobile", b"sec-ch-ua-platform", b"dnt", b"priority",
+})
+_PRINTABLE = re.compile(rb"[\t\r\n\x20-\x7e]*")  # what httptools accepts at least; anything else: usual way
+_NAME = re.compile(rb"[A-Za-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    method: bytes
+    path: bytes
+    query: bytes
+    headers: dict  # lower-case name -> value, each name at most once
+    body: bytes
+
+
+def parse(data: bytes) -> Parsed | None:
+    """Exactly one whole HTTP/1.1 request, strictly, or None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or not _PRINTABLE.fullmatch(data, 0, end):
+        return None
+    head = data[:end]
+    lines = head.split(b"\r\n")
+    if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        return None  # a bare CR or LF: parsers disagree on those, so the usual one decides
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+        return None
+    method, target = parts[0], parts[1]
+    path, _, query = target.partition(b"?")
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not _NAME.fullmatch(name):
+            return None
+        name = name.lower()
+        if name not in _KNOWN or name in headers:
+            return None
+        headers[name] = value.strip(b" \t")
+    length = headers.get(b"content-length", b"0")
+    if not length.isdigit() or len(length) > 6 or len(data) != end + 4 + int(length):
+        return None
+    if headers.get(b"connection", b"keep-alive").lower() != b"keep-alive":
+        return None
+    return Parsed(method, path, query, headers, data[end + 4:])
+
+
+class Inline:
+    def __init__(self, state):
+        self.state = state
+
+    def answer(self, data: bytes, client: tuple | None):
+        """(status, the answer's header lines after the server's own and its body, a call to make once it is
+        written) or None: the usual way answers."""
+        if len(data) > 4096 or data[:4] not in (b"GET ", b"POST"):
+            return None
+        req = parse(data)
+        if req is None:
+            return None
+        if req.method == b"GET" and req.path == SLOTS.encode() and not req.body:
+            return self._slots(req)
+        if req.method == b"POST" and req.path == BOOK.encode() and not req.query:
+            return self._refusal(req, client)
+        return None
+
+    def _slots(self, req: Parsed):
+        key = _slots_key(req.query)
+        if key is None:
+            return None
+        state = self.state
+        now = state.clock.now()
+        page = state.availability.peek(key, now)
+        if page is None:
+            return None
+        auth = req.headers.get(b"authorization")
+        after = None
+        if auth is not None:
+            text = auth.decode("latin-1")
+            after = lambda: _check_token_ahead(state, text, now)  # noqa: E731
+        match = etag_matches(_text(req.headers.get(b"if-none-match")), page.etag)
+        return (304 if match else 200), _page_tail(page, match), after
+
+    def _refusal(self, req: Parsed, client: tuple | None):
+        h = req.headers
+        auth = h.get(b"authorization", b"")
+        if (not auth.startswith(b"Bearer ") or not h.get(b"content-type", b"").startswith(b"application/json")
+                or len(req.body) > _MAX_BODY):
+            return None
+        ids = _ids_of(req.body)
+        if ids is None:
+            return None
+        state = self.state
+        now = state.clock.now()
+        refusal = state.gate.refusal(ids[0], now)
+        if refusal is None or refusal.details:
+            return None  # the database decides, or an answer with details: the usual way
+        try:
+            claims = read_token(auth[7:].decode("latin-1"), "account", now)
+        except DomainError:
+            return None  # the usual way answers 401
+        limiter = state.limiter
+        if limiter.enabled:
+            from guahao.security.guards import booking_limits_of
+
+            address = client[0] if client else None
+            limits, person_known = booking_limits_of(state, address, int(claims["sub"]), ids[1])
+            if not person_known or not limiter.count_soon(limits):
+                return None  # a look-up owed, or a 429 to give: the usual way
+        return refusal.status, _refusal_tail(refusal.code, refusal.message), None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _tail(response: Response) -> bytes:
+    """A response's header lines, as the app sends them through BrowserGuard, then its body."""
+    headers = list(response.raw_headers)
+    present = {k for k, _ in headers}
+    headers += [(k, v) for k, v in BROWSER_HEADERS if k not in present]
+    return b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n" + response.body
+
+
+@lru_cache(maxsize=64)
+def _refusal_tail(code: str, message: str) -> bytes:
+    from guahao.booking.api import _refusal_body
+
+    return _tail(Response(_refusal_body(code, message), status_code=409, media_type="application/json"))
+
+
+@lru_cache(maxsize=1024)
+def _page_tail(page: Page, not_modified: bool) -> bytes:
+    from guahao.schedule.api import CACHE_CONTROL
+
+    headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
+    if not_modified:
+        return _tail(Response(status_code=304, headers=headers))
+    return _tail(Response(page.body, media_type="application/json", headers=headers))

@@ -27,7 +27,7 @@ from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.errors import DomainError
 
-WHICH_CONFLICT = f"SELECT EXISTS (SELECT 1 FROM bookings WHERE slot_id = %(slot_id)s AND status IN ({_ACTIVE}))"
+WHICH_CONFLICT = f"SELECT DISTINCT slot_id FROM bookings WHERE slot_id = ANY(%(slot_ids)s) AND status IN ({_ACTIVE})"
 
 
 @dataclass
@@ -119,7 +119,7 @@ def _after_write(steps, written: tuple):
 
 async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> None:
     """Book `batch` in one transaction and set each item's future. A psycopg error leaves the futures
-    unset (the caller rolls back and books each alone)."""
+    not yet set unset (the caller rolls back and books each of those alone)."""
     batch = sorted(batch, key=lambda i: i.person_id)
     params = [slot_params(it.slot_id, it.account_id, it.patient_id, (it.person_id, local(it.now).date(), span))
               for it in batch]
@@ -156,13 +156,19 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
             conflicts.append(it)  # a unique index refused the row
         else:
             outcomes[id(it)] = _after_write(steps, (bid, left))  # (None, None): no place was left
-    if conflicts:  # which index (the other transactions have committed by now)
+    # Everyone else is answered now: the winners of a batch do not wait for its conflicts' look-up.
+    _answer([it for it in batch if id(it) in outcomes], outcomes)
+    if conflicts:  # which index (the other transactions have committed by now): one query for all
         async with psycopg.AsyncClientCursor(conn) as cur:
-            for it in conflicts:
-                await cur.execute(WHICH_CONFLICT, dict(slot_id=it.slot_id))
-                held = (await cur.fetchone())[0]
-                outcomes[id(it)] = DomainError("SLOT_TAKEN" if held else "DUPLICATE_DEPARTMENT_DAY")
-    for it in batch:
+            await cur.execute(WHICH_CONFLICT, dict(slot_ids=[it.slot_id for it in conflicts]))
+            held = {row[0] for row in await cur.fetchall()}
+        for it in conflicts:
+            outcomes[id(it)] = DomainError("SLOT_TAKEN" if it.slot_id in held else "DUPLICATE_DEPARTMENT_DAY")
+        _answer(conflicts, outcomes)
+
+
+def _answer(items: list, outcomes: dict) -> None:
+    for it in items:
         outcome = outcomes[id(it)]
         if it.future.done():
             continue

@@ -148,11 +148,16 @@ def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_bookin
         await prepare(conn)
         try:
             items = _items(asyncio.get_running_loop(), [(p[1], slots[0]), (p[2], slots[1])])
+            answered = []
+            for it in items:
+                it.future.add_done_callback(lambda _, it=it: answered.append(it.slot_id))
             done = asyncio.ensure_future(batching.run_batch(conn, items, limit_span(LimitPolicy())))
             await asyncio.sleep(0.5)
             assert not done.done()  # waiting for the other transaction's session row
             release.set()
             await done
+            # The booking that went in is answered before the conflict's look-up, not after it.
+            assert answered == [slots[1], slots[0]]
             return [_outcome(i) for i in items]
         finally:
             await conn.close()

@@ -1,12 +1,14 @@
 """What the release storm's two hot answers cost inside the application: CPU per ASGI call, no server.
 
-    .venv/bin/python bench/hotpath_cost.py [--n 3000] [--rounds 5] [--profile refused|page]
+    .venv/bin/python bench/hotpath_cost.py [--n 3000] [--rounds 5] [--profile refused|page|inline-refused|inline-page]
 
 At the release instant nearly every request is a booking attempt the gate refuses (SESSION_FULL) or a
 refresh of a page that has not changed (304). This calls the app in-process for each (SQLite in a temporary
 directory, the rate limits counted in process memory, or in Redis with `--redis`), in alternating rounds, and prints the
 median microseconds of CPU per request: a steadier figure for comparing a change than the burst's latency
-on a shared machine. The server's own per-request cost (HTTP parsing, sockets) is not in it.
+on a shared machine. The server's own per-request cost (sockets, the event loop) is not in it. `refused`
+and `page` go through the whole ASGI app; `inline-refused` and `inline-page` are the same requests' bytes
+given to `guahao serve`'s inline answers (guahao/release/inline.py), the rate limits' counts included.
 """
 
 import argparse
@@ -94,10 +96,54 @@ def requests(world, tokens, slots):
             (b"host", b"bench"), (b"authorization", f"Bearer {tok}".encode()),
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]), body))
     query = f"department_id={world.department_id}&date={world.visit_date}".encode()
-    return {"refused": refused, "page": query}
+    return {"refused": refused, "page": query, "inline-refused": refused, "inline-page": query}
+
+
+def raw_of(scope: dict, body: bytes) -> bytes:
+    q = scope["query_string"]
+    target = scope["path"].encode() + (b"?" + q if q else b"")
+    head = [scope["method"].encode() + b" " + target + b" HTTP/1.1"]
+    head += [k + b": " + v for k, v in scope["headers"]]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+async def measure_inline(app, name, reqs, n: int, etag: str) -> float:
+    if name == "inline-page":
+        work = [raw_of(scope_of("GET", "/api/v1/slots", [(b"host", b"bench"), (b"if-none-match", etag.encode())],
+                                reqs), b"")] * n
+        expected = 304
+    else:
+        work = [raw_of(*reqs[i % len(reqs)]) for i in range(n)]
+        expected = 409
+    inline, client, wrong = app.state.inline, ("127.0.0.1", 1), 0
+    t = time.process_time()
+    for i, raw in enumerate(work):
+        answer = inline.answer(raw, client)
+        if answer is None or answer[0] != expected:
+            wrong += 1
+        elif answer[2] is not None:
+            answer[2]()
+        if i % 64 == 63:  # the loop's turn: the counts gathered meanwhile leave in one Redis call
+            await asyncio.sleep(0)
+    await _settled(app)
+    took = time.process_time() - t
+    if wrong:
+        raise RuntimeError(f"{wrong} of {n} '{name}' requests were not answered inline with {expected}")
+    return took / n * 1e6
+
+
+async def _settled(app) -> None:
+    """Every count sent has come back (its CPU is the answer's)."""
+    redis = app.state.limiter.redis
+    if redis is not None and redis._async is not None:
+        batches = redis._batches()
+        while batches.waiting or batches.sending:
+            await asyncio.sleep(0.001)
 
 
 async def measure(app, name, reqs, n: int, etag: str | None = None) -> float:
+    if name.startswith("inline-"):
+        return await measure_inline(app, name, reqs, n, etag)
     if name == "page":
         headers = [(b"host", b"bench"), (b"if-none-match", etag.encode())]
         scope = scope_of("GET", "/api/v1/slots", headers, reqs)
@@ -129,7 +175,8 @@ async def run(args) -> dict:
     etag = app.state.availability.peek(_key(world), app.state.clock.now()).etag
     for name in ("refused", "page"):  # warm-up: tokens verified and remembered, as before T
         await measure(app, name, reqs[name], len(reqs["refused"]), etag)
-    out: dict = {"refused": [], "page": []}
+    _people_ahead(app, world)
+    out: dict = {"refused": [], "page": [], "inline-refused": [], "inline-page": []}
     for _ in range(args.rounds):
         for name in out:
             out[name].append(await measure(app, name, reqs[name], args.n, etag))
@@ -144,6 +191,15 @@ async def run(args) -> dict:
     return out
 
 
+def _people_ahead(app, world) -> None:
+    """The persons behind the patients, as a refresh before T has this process read them (guards.py)."""
+    from sqlalchemy import text
+
+    with app.state.db.reading() as s:
+        rows = s.execute(text("SELECT account_id, id, person_id FROM patients")).all()
+    app.state.person_of = {(a, p): person for a, p, person in rows}
+
+
 def _key(world):
     return (world.department_id, None, world.visit_date, None)
 
@@ -152,7 +208,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=3000)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--profile", choices=("refused", "page"))
+    p.add_argument("--profile", choices=("refused", "page", "inline-refused", "inline-page"))
     p.add_argument("--redis", help="count the rate limits in this Redis (production's path), e.g. "
                                    "redis://127.0.0.1:6379/1; default: in process memory")
     p.add_argument("--json", help="write the figures here")

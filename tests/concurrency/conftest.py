@@ -1,4 +1,5 @@
-"""A live HTTP server (uvicorn in a thread) over the test database, for races through the real stack."""
+"""A live HTTP server (uvicorn in a thread, with `guahao serve`'s HTTP protocol and so its inline answers)
+over the test database, for races through the real stack."""
 
 import socket
 import threading
@@ -7,6 +8,7 @@ import time
 import pytest
 import uvicorn
 
+from guahao import serving
 from guahao.app import create_app
 from guahao.clock import SystemClock
 from guahao.config import Settings
@@ -31,7 +33,8 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off", backlog=2048))
+                                                    access_log=False, lifespan="off", backlog=2048,
+                                                    http=serving.http_protocol()))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

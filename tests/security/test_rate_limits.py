@@ -403,3 +403,35 @@ def test_the_limiter_connects_to_redis_ahead_of_the_first_attempt():
             for _ in range(3):
                 await limiter.hit_all_async([("k", "2/60")])
     asyncio.run(away())
+
+
+def test_counted_without_waiting_still_reaches_redis_and_learns_a_spent_limit():
+    """RateLimiter.count_soon (the inline refusals): each count reaches Redis, shared with the waiting path;
+    once a reply shows a key over its rate, the next count_soon says so (False) and counts nothing."""
+    import asyncio
+
+    with private_redis(port(37)) as r:
+        limiter = RateLimiter(r.url)
+
+        async def main():
+            limits = [("book-account:7", "3/60")]
+            said = [limiter.count_soon(limits) for _ in range(5)]  # in flight together: none known yet
+            for _ in range(200):
+                await asyncio.sleep(0.005)
+                batches = limiter.redis._batches()
+                if not batches.waiting and not batches.sending:
+                    break
+            after = limiter.count_soon(limits)
+            try:
+                await limiter.hit_all_async(limits)
+            except Exception as e:
+                return said, after, e
+            return said, after, None
+        said, after, error = asyncio.run(main())
+        import redis
+
+        client = redis.Redis.from_url(r.url)
+        count = int(client.get(next(iter(client.scan_iter("guahao:rl:book-account:*")))))
+    assert said == [True] * 5 and after is False
+    assert count == 6  # the five counted without waiting, then the waited one; the refused count_soon: none
+    assert error is not None and error.code == "RATE_LIMITED"

@@ -14,6 +14,8 @@ hands everything else, untouched, to the application:
   gate, database), with the route's error answers (`errors.api_error`).
 
 Anything it cannot parse strictly, or any doubt, falls through to the route, which gives the full answer.
+Under `guahao serve` most of these requests do not even get here: its HTTP protocol answers the sure ones
+as their bytes arrive (release/inline.py), with this module's parsing and the same answers.
 """
 
 import asyncio

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from guahao import serving
+from tests.recording_transport import Recorder
 from guahao.release import inline as inline_mod
 from guahao.security.ratelimit import RateLimiter
 
@@ -21,34 +22,9 @@ NOW = f.local_dt(2026, 12, 1, 10, 0)
 D1 = date(2026, 12, 2)
 
 
-class Recorder(asyncio.Transport):
-    def __init__(self):
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data):
-        self.writes.append(bytes(data))
-
-    def close(self):
-        self.closed = True
-
-    def is_closing(self):
-        return self.closed
-
-    def get_extra_info(self, name, default=None):
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-
 def serve(app, *chunks: bytes, inline: bool = True) -> tuple[list[bytes], list[bytes]]:
     """Feed `chunks` to one connection of guahao serve's protocol; (writes made while the chunks were being
-    received, before any task ran; all writes)."""
+    received, before any task ran; all answers written, whole)."""
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -73,7 +49,20 @@ def serve(app, *chunks: bytes, inline: bool = True) -> tuple[list[bytes], list[b
                 if not state.tasks:
                     break
         return at_once, t.writes
-    return asyncio.run(run())
+    at_once, writes = asyncio.run(run())
+    # The usual way writes an answer's head and body separately: whole answers, one per item.
+    return at_once, _answers(b"".join(writes))
+
+
+def _answers(data: bytes) -> list[bytes]:
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        out.append(head + b"\r\n\r\n" + rest[:length])
+        data = rest[length:]
+    return out
 
 
 def request(method: str, path: str, headers: dict, body: bytes = b"") -> bytes:

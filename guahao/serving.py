@@ -14,12 +14,11 @@ bound but not listening takes no connections. Caveat of SO_REUSEPORT: connection
 accept queue when that worker stops are reset; a rolling restart (SIGHUP) may drop a few.
 """
 
+import logging
 import socket
 
 from uvicorn import Config
 from uvicorn.supervisors import multiprocess
-
-import logging
 
 try:
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol

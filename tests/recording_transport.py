@@ -26,3 +26,18 @@ class Recorder(asyncio.Transport):
 
     def resume_reading(self):
         pass
+
+
+def connect(app, http, server_state=None):
+    """A connection of uvicorn's `http` protocol to `app`, writing into a Recorder (on the running loop):
+    (protocol, its transport)."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    config = uvicorn.Config(app, http=http, lifespan="off", access_log=False)
+    config.load()
+    proto = config.http_protocol_class(config=config, server_state=server_state or ServerState(), app_state={},
+                                       _loop=asyncio.get_running_loop())
+    transport = Recorder()
+    proto.connection_made(transport)
+    return proto, transport

@@ -99,8 +99,12 @@ async def _refused(request, refusal: DomainError, account_id: int, patient_id: i
         await person_attempt_refused(request, account_id, patient_id)  # may answer 429 instead
     if refusal.details:
         return JSONResponse(refusal.body(), status_code=refusal.status)
-    return Response(_refusal_body(refusal.code, refusal.message), status_code=refusal.status,
-                    media_type=JSONResponse.media_type)
+    return canned_refusal(refusal.code, refusal.message, refusal.status)
+
+
+def canned_refusal(code: str, message: str, status: int) -> Response:
+    """A refusal without details, its body rendered once (also release/inline.py's answer)."""
+    return Response(_refusal_body(code, message), status_code=status, media_type=JSONResponse.media_type)
 
 
 @lru_cache(maxsize=64)

@@ -76,13 +76,7 @@ class FastLane:
                 return False
             if not self.state.availability.is_fresh(page, now):
                 return False
-        from guahao.schedule.api import CACHE_CONTROL
-
-        headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
-        if etag_matches(_header(scope, b"if-none-match"), page.etag):
-            response = Response(status_code=304, headers=headers)
-        else:
-            response = Response(page.body, media_type="application/json", headers=headers)
+        response = page_response(page, etag_matches(_header(scope, b"if-none-match"), page.etag))
         await response(scope, receive, send)
         _check_token_ahead(self.state, _header(scope, b"authorization"), now)
         return True
@@ -123,6 +117,16 @@ class FastLane:
             response = api_error(e)
         await response(scope, replay, send)
         return True, replay
+
+
+def page_response(page, not_modified: bool) -> Response:
+    """A cached page's answer, as the route gives it: the page, or 304 when the client holds it already."""
+    from guahao.schedule.api import CACHE_CONTROL
+
+    headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
+    if not_modified:
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 def _check_token_ahead(state, auth: str | None, now) -> None:

@@ -17,7 +17,6 @@ first, a doubt of any kind — returns None and the request goes the usual way, 
 The answers are the bytes the usual way sends (tests/api/test_inline_answers.py compares them).
 """
 
-import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,10 +26,9 @@ from starlette.responses import Response
 from guahao.accounts.security import read_token
 from guahao.errors import DomainError
 from guahao.release.availability import Page, etag_matches
-from guahao.release.fastlane import BOOK, SLOTS, _MAX_BODY, _check_token_ahead, _ids_of, _slots_key
-from guahao.security.browser import HEADERS as BROWSER_HEADERS
-
-log = logging.getLogger("guahao.inline")
+from guahao.release.fastlane import (BOOK, SLOTS, _MAX_BODY, _check_token_ahead, _ids_of, _slots_key,
+                                     page_response)
+from guahao.security.browser import with_browser_headers
 
 # Headers that change nothing in these two answers. Any other (Idempotency-Key, X-Forwarded-For,
 # Transfer-Encoding, Expect, Upgrade, Cookie …) sends the request the usual way.
@@ -145,7 +143,7 @@ class Inline:
             limits, person_known = booking_limits_of(state, address, int(claims["sub"]), ids[1])
             if not person_known or not limiter.count_soon(limits):
                 return None  # a look-up owed, or a 429 to give: the usual way
-        return refusal.status, _refusal_tail(refusal.code, refusal.message), None
+        return refusal.status, _refusal_tail(refusal.code, refusal.message, refusal.status), None
 
 
 def _text(value: bytes | None) -> str | None:
@@ -154,24 +152,17 @@ def _text(value: bytes | None) -> str | None:
 
 def _tail(response: Response) -> bytes:
     """A response's header lines, as the app sends them through BrowserGuard, then its body."""
-    headers = list(response.raw_headers)
-    present = {k for k, _ in headers}
-    headers += [(k, v) for k, v in BROWSER_HEADERS if k not in present]
+    headers = with_browser_headers(response.raw_headers)
     return b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n" + response.body
 
 
 @lru_cache(maxsize=64)
-def _refusal_tail(code: str, message: str) -> bytes:
-    from guahao.booking.api import _refusal_body
+def _refusal_tail(code: str, message: str, status: int) -> bytes:
+    from guahao.booking.api import canned_refusal
 
-    return _tail(Response(_refusal_body(code, message), status_code=409, media_type="application/json"))
+    return _tail(canned_refusal(code, message, status))
 
 
 @lru_cache(maxsize=1024)
 def _page_tail(page: Page, not_modified: bool) -> bytes:
-    from guahao.schedule.api import CACHE_CONTROL
-
-    headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
-    if not_modified:
-        return _tail(Response(status_code=304, headers=headers))
-    return _tail(Response(page.body, media_type="application/json", headers=headers))
+    return _tail(page_response(page, not_modified))

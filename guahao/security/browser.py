@@ -21,6 +21,12 @@ def _origin_host(value: str) -> str | None:
     return parts.netloc.lower() if parts.scheme and parts.netloc else None
 
 
+def with_browser_headers(headers) -> list:
+    """An answer's headers with ours that it lacks (also used by release/inline.py's answers)."""
+    present = {k.lower() for k, _ in headers}
+    return list(headers) + [(k, v) for k, v in HEADERS if k not in present]
+
+
 class BrowserGuard:
     def __init__(self, app):
         self.app = app
@@ -41,9 +47,7 @@ class BrowserGuard:
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", ())}
-                message["headers"] = list(message.get("headers", ())) + [
-                    (k, v) for k, v in HEADERS if k not in present]
+                message["headers"] = with_browser_headers(message.get("headers", ()))
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from guahao import serving
-from tests.recording_transport import Recorder
+from tests.recording_transport import connect
 from guahao.release import inline as inline_mod
 from guahao.security.ratelimit import RateLimiter
 
@@ -25,18 +25,12 @@ D1 = date(2026, 12, 2)
 def serve(app, *chunks: bytes, inline: bool = True) -> tuple[list[bytes], list[bytes]]:
     """Feed `chunks` to one connection of guahao serve's protocol; (writes made while the chunks were being
     received, before any task ran; all answers written, whole)."""
-    import uvicorn
     from uvicorn.server import ServerState
 
     async def run():
-        config = uvicorn.Config(app, http=serving.http_protocol(), lifespan="off", access_log=False)
-        config.load()
         state = ServerState()
         state.default_headers = [(b"date", b"Tue, 01 Dec 2026 02:00:00 GMT"), (b"server", b"uvicorn")]
-        proto = config.http_protocol_class(config=config, server_state=state, app_state={},
-                                           _loop=asyncio.get_running_loop())
-        t = Recorder()
-        proto.connection_made(t)
+        proto, t = connect(app, serving.http_protocol(), state)
         if not inline:
             proto._inline = None
         for chunk in chunks:
@@ -175,5 +169,5 @@ def test_parse_takes_exactly_one_whole_plain_request():
 def test_no_date_header_is_invented():
     # The answer's date and server lines are the server's own (uvicorn's default headers, renewed each
     # second), not cached with the answer.
-    tail = inline_mod._refusal_tail("SESSION_FULL", "该出诊已约满")
+    tail = inline_mod._refusal_tail("SESSION_FULL", "该出诊已约满", 409)
     assert not re.search(rb"^(date|server):", tail, re.I | re.M)

@@ -6,21 +6,13 @@ import asyncio
 import pytest
 
 from guahao import serving
-from tests.recording_transport import Recorder
+from tests.recording_transport import Recorder, connect
 
 pytestmark = pytest.mark.skipif(serving.http_protocol() == "auto", reason="uvicorn without httptools")
 
 
 async def _serve(app, request: bytes, protocol_class) -> Recorder:
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    config = uvicorn.Config(app, http=protocol_class, lifespan="off", access_log=False)
-    config.load()
-    proto = config.http_protocol_class(config=config, server_state=ServerState(), app_state={},
-                                       _loop=asyncio.get_running_loop())
-    transport = Recorder()
-    proto.connection_made(transport)
+    proto, transport = connect(app, protocol_class)
     proto.data_received(request)
     for _ in range(20):
         await asyncio.sleep(0.005)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from guahao.errors import DomainError
+from guahao.security.redispipe import RedisPipe, command, pipe_address
 
 log = logging.getLogger("guahao.ratelimit")
 PREFIX = "guahao:rl:"
@@ -88,42 +89,54 @@ class RedisBackend:
         self._url, self._timeout = url, timeout
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._redis.register_script(_LUA)
-        self._async = None  # (event loop, script) — an asyncio client belongs to the loop that made it
+        self._async = None  # (event loop, batches) — an asyncio connection belongs to the loop that made it
+        address = pipe_address(url)
+        # The event loop's counts go through guahao's own connection (security/redispipe.py) where the URL
+        # is a plain redis:// one, otherwise through redis-py's asyncio client.
+        self._pipe = RedisPipe(address, timeout) if address is not None else None
 
     def hit_many(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
         return _pairs(self._script(keys=keys, args=[max(1, int(w * 1000)) for w in windows]))
 
     async def hit_many_async(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
         """The same on the event loop without blocking it: the loop serves other requests meanwhile."""
-        return _pairs(await self.hit_many_soon(keys, windows))
+        return _pairs(await self.hit_many_soon(keys, windows, urgent=True))
 
-    def hit_many_soon(self, keys: list[str], windows: list[float]) -> asyncio.Future:
-        """Counted with the loop's next batch; the future holds the script's flat answer."""
-        return self._batches().hit_soon(keys, [max(1, int(w * 1000)) for w in windows])
+    def hit_many_soon(self, keys: list[str], windows: list[float], urgent: bool = False) -> asyncio.Future:
+        """Counted with the loop's next batch (`urgent`: sent now, with whatever is gathered); the future
+        holds the script's flat answer."""
+        return self._batches().hit_soon(keys, [max(1, int(w * 1000)) for w in windows], urgent)
 
-    def _batches(self) -> "_Batches":
+    def _batches(self) -> "_Batches | _PipeBatches":
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            import redis.asyncio as aredis
+            if self._pipe is not None:
+                self._async = (loop, _PipeBatches(self._pipe))
+            else:
+                import redis.asyncio as aredis
 
-            # Blocking pool: an exhausted non-blocking one raises instead of waiting for a connection.
-            pool = aredis.BlockingConnectionPool.from_url(
-                self._url, max_connections=64, timeout=2.0,
-                socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
-            self._async = (loop, _Batches(aredis.Redis(connection_pool=pool).register_script(_LUA)))
+                # Blocking pool: an exhausted non-blocking one raises instead of waiting for a connection.
+                pool = aredis.BlockingConnectionPool.from_url(
+                    self._url, max_connections=64, timeout=2.0,
+                    socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
+                self._async = (loop, _Batches(aredis.Redis(connection_pool=pool).register_script(_LUA)))
         return self._async[1]
 
     async def warm(self, connections: int = 8) -> None:
         """Connect ahead (the server's start): at the release instant the first attempts of a process
-        would otherwise wait for its client, its connections and the script's first load (a worker's first
-        ~100 attempts waited ~75 ms for that, bench/release_burst.py with timings on both sides)."""
-        script = self._batches().script
+        would otherwise wait for its connection and the script's first load (a worker's first ~100
+        attempts waited ~75 ms for that, bench/release_burst.py with timings on both sides)."""
+        batches = self._batches()
+        if isinstance(batches, _PipeBatches):
+            await batches.pipe.call(command("SCRIPT", "LOAD", _LUA))
+            return
+        script = batches.script
         await script.registered_client.script_load(_LUA)
         await asyncio.gather(*(script.registered_client.ping() for _ in range(connections)))
 
 
 class _Batches:
-    """Counts from one event loop gathered into one script call per loop iteration.
+    """Counts from one event loop gathered into one script call per loop iteration (redis-py's client).
 
     At the release instant hundreds of booking attempts arrive within milliseconds, and a round trip
     through redis-py's asyncio client costs more CPU than the counting itself (a quarter of a refused
@@ -141,7 +154,7 @@ class _Batches:
     async def hit(self, keys: list[str], windows_ms: list[int]) -> list:
         return await self.hit_soon(keys, windows_ms)
 
-    def hit_soon(self, keys: list[str], windows_ms: list[int]) -> asyncio.Future:
+    def hit_soon(self, keys: list[str], windows_ms: list[int], urgent: bool = False) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append((keys, windows_ms, future))
@@ -158,15 +171,67 @@ class _Batches:
         try:
             flat = await self.script(keys=[k for b in batch for k in b[0]], args=[w for b in batch for w in b[1]])
         except Exception as e:  # every caller falls back on its own (RateLimiter._hit_async)
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(e)
+            _fail(batch, e)
             return
-        at = 0
-        for keys, _, future in batch:
-            if not future.done():
-                future.set_result(flat[at:at + 2 * len(keys)])
-            at += 2 * len(keys)
+        _share(batch, flat)
+
+
+class _PipeBatches:
+    """`_Batches` over guahao's own connection (security/redispipe.py), without a task: the batch is
+    written by a callback at the loop's next turn, or at once for a caller who waits for its count (a
+    booking attempt on its way to the database: every turn of a busy loop it waits is ~10–20 ms), and the
+    reply answers the callers as it arrives."""
+
+    def __init__(self, pipe: RedisPipe):
+        self.pipe = pipe
+        self.waiting: list[tuple[list[str], list[int], asyncio.Future]] = []
+        self.flushing = None  # the loop's handle of the next `flush`
+
+    def hit_soon(self, keys: list[str], windows_ms: list[int], urgent: bool = False) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append((keys, windows_ms, future))
+        if urgent:
+            self.flush()
+        elif self.flushing is None:
+            self.flushing = loop.call_soon(self.flush)
+        return future
+
+    def flush(self) -> None:
+        if self.flushing is not None:
+            self.flushing.cancel()
+            self.flushing = None
+        batch, self.waiting = self.waiting, []
+        if not batch:
+            return
+        keys = [k for b in batch for k in b[0]]
+        payload = command("EVAL", _LUA, len(keys), *keys, *(w for b in batch for w in b[1]))
+        try:
+            self.pipe.send(payload, lambda reply: _answered(batch, reply))
+        except Exception as e:
+            _fail(batch, e)
+
+
+def _answered(batch, reply) -> None:
+    if isinstance(reply, BaseException):
+        _fail(batch, reply)
+    else:
+        _share(batch, reply)
+
+
+def _fail(batch, error: BaseException) -> None:
+    for _, _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _share(batch, flat) -> None:
+    """Each caller's part of a batch's flat answer."""
+    at = 0
+    for keys, _, future in batch:
+        if not future.done():
+            future.set_result(flat[at:at + 2 * len(keys)])
+        at += 2 * len(keys)
 
 
 def _pairs(flat) -> list[tuple[int, float]]:

@@ -270,6 +270,7 @@ def test_attempts_counted_together_get_each_their_own_exact_count():
 
     with private_redis(port(36)) as r:
         backend = RedisBackend(r.url)
+        backend._pipe = None  # redis-py's client, as for rediss:// or unix:// (the pipe: test_redis_pipe.py)
 
         async def main():
             calls = []
@@ -388,6 +389,7 @@ def test_the_limiter_connects_to_redis_ahead_of_the_first_attempt():
 
     async def warmed():
         backend = RedisBackend(url)
+        backend._pipe = None  # redis-py's client, as for rediss:// or unix://
         await backend.warm(connections=5)
         pool = backend._batches().script.registered_client.connection_pool
         ready = [c for c in pool._available_connections if c.is_connected]
@@ -395,6 +397,15 @@ def test_the_limiter_connects_to_redis_ahead_of_the_first_attempt():
         return len(ready), counts
     ready, counts = asyncio.run(warmed())
     assert ready == 5 and counts[0][0] == 1
+
+    async def warmed_pipe():
+        backend = RedisBackend(url)
+        await backend.warm()
+        connected = backend._pipe.protocol is not None
+        counts = await backend.hit_many_async(["guahao:test:warm:" + str(time.time())], [60.0])
+        return connected, counts
+    connected, counts = asyncio.run(warmed_pipe())
+    assert connected and counts[0][0] == 1
 
     async def away():
         limiter = RateLimiter("redis://127.0.0.1:1/0")
@@ -419,7 +430,7 @@ def test_counted_without_waiting_still_reaches_redis_and_learns_a_spent_limit():
             for _ in range(200):
                 await asyncio.sleep(0.005)
                 batches = limiter.redis._batches()
-                if not batches.waiting and not batches.sending:
+                if not batches.waiting and not batches.pipe.waiting:
                     break
             after = limiter.count_soon(limits)
             try:

@@ -18,6 +18,9 @@ import logging
 import socket
 
 from uvicorn import Config
+
+from guahao.release.direct import Direct
+from guahao.release.inline import tail_of
 from uvicorn.supervisors import multiprocess
 
 try:
@@ -77,6 +80,15 @@ class InlineHttpTools(HttpToolsProtocol or object):
         super().connection_made(transport)
         self._inline = _inline_of(self.app)
         self._in_message = False
+        self._later = False  # an answer under way (release/direct.py)
+        self._held: list[bytes] = []  # what came meanwhile, read once it is written
+        self._close_after = False
+
+    def shutdown(self) -> None:
+        if self._later:  # the server stops: close once the answer under way is written
+            self._close_after = True
+            return
+        super().shutdown()
 
     def on_message_begin(self) -> None:
         self._in_message = True
@@ -87,6 +99,9 @@ class InlineHttpTools(HttpToolsProtocol or object):
         super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._later:
+            self._held.append(data)
+            return
         # Only between requests, with nothing queued or half-read, the answer not held up by a slow reader,
         # and no access log to write: otherwise the usual way keeps its order and its bookkeeping.
         if (self._inline is not None and not self._in_message and not self.pipeline
@@ -97,10 +112,33 @@ class InlineHttpTools(HttpToolsProtocol or object):
             except Exception:
                 log.exception("inline answer failed; answering the usual way")
                 answer = None
+            if isinstance(answer, Direct):
+                self._unset_keepalive_if_required()
+                self._later = True
+                answer.start(self._answered_later)
+                return
             if answer is not None:
                 self._write_inline(*answer)
                 return
         super().data_received(data)
+
+    def _answered_later(self, response) -> None:
+        self._later = False
+        if self.transport.is_closing():
+            return
+        try:
+            tail = tail_of(response)
+        except Exception:
+            log.exception("inline answer failed")
+            self.transport.close()
+            return
+        self._write_inline(response.status_code, tail, None)
+        if self._close_after:
+            self.transport.close()
+            return
+        held, self._held = self._held, []
+        for data in held:
+            self.data_received(data)
 
     def _write_inline(self, status: int, tail: bytes, after) -> None:
         self._unset_keepalive_if_required()
@@ -113,7 +151,8 @@ class InlineHttpTools(HttpToolsProtocol or object):
 
 
 # uvicorn's protocol attributes the inline answers read or keep up (checked: without them, uvicorn's own).
-_RELIES_ON = ("on_message_begin", "on_message_complete", "_unset_keepalive_if_required", "timeout_keep_alive_handler")
+_RELIES_ON = ("on_message_begin", "on_message_complete", "_unset_keepalive_if_required", "timeout_keep_alive_handler",
+              "shutdown")
 
 
 def _inline_of(app):

@@ -101,6 +101,18 @@ class BookingsInThread:
         return await self._on_thread(self.inner.book(now, account_id, slot_id, patient_id, insurance_type,
                                                      on_person, on_slot, person_id))
 
+    def submit(self, now, account_id: int, slot_id: int, patient_id: int, insurance_type: str, then,
+               on_slot=None, person_id: int | None = None) -> None:
+        """`book` for a caller that is not a coroutine (release/direct.py): `then(outcome)` is called on the
+        caller's loop with the booking's concurrent future, done."""
+        caller = asyncio.get_running_loop()
+        if self.batch > 1:
+            booking = self._queued(now, account_id, slot_id, patient_id, insurance_type, None, on_slot, person_id)
+        else:
+            booking = self.inner.book(now, account_id, slot_id, patient_id, insurance_type, None, on_slot, person_id)
+        outcome = asyncio.run_coroutine_threadsafe(booking, self._loop)
+        outcome.add_done_callback(lambda f: caller.call_soon_threadsafe(then, f))
+
     # --- on the bookings' thread ------------------------------------------------------------------------
 
     async def _start_runners(self) -> None:

@@ -11,6 +11,9 @@ whole answer at once (`guahao serve`'s protocol, guahao/serving.py, writes it), 
 - `POST /api/v1/appointments` with a valid account token, no Idempotency-Key, the route's JSON body, that
   the release gate refuses (SESSION_FULL, SLOT_TAKEN) and whose rate limits this process does not know to
   be spent: the attempt is counted without waiting for Redis (`RateLimiter.count_soon`).
+- the same booking request when the gate does not know the answer and the worker knows the person behind
+  the patient: not answered here but started here, and carried to its answer by callbacks
+  (release/direct.py) instead of an ASGI task.
 
 Anything else — one header it does not know, a request split over two reads, a second request behind the
 first, a doubt of any kind — returns None and the request goes the usual way, which gives the full answer.
@@ -28,7 +31,9 @@ from guahao.errors import DomainError
 from guahao.release.availability import Page, etag_matches
 from guahao.release.fastlane import (BOOK, SLOTS, _MAX_BODY, _check_token_ahead, _ids_of, _slots_key,
                                      page_response)
+from guahao.release.direct import Direct
 from guahao.security.browser import with_browser_headers
+from guahao.security.guards import booking_limits_of, known_person_of
 
 # Headers that change nothing in these two answers. Any other (Idempotency-Key, X-Forwarded-For,
 # Transfer-Encoding, Expect, Upgrade, Cookie …) sends the request the usual way.
@@ -83,8 +88,9 @@ def parse(data: bytes) -> Parsed | None:
 
 
 class Inline:
-    def __init__(self, state):
+    def __init__(self, state, direct: bool = True):
         self.state = state
+        self.direct = direct  # booking attempts the database decides carried by release/direct.py
 
     def answer(self, data: bytes, client: tuple | None):
         """(status, the answer's header lines after the server's own and its body, a call to make once it is
@@ -129,16 +135,24 @@ class Inline:
         state = self.state
         now = state.clock.now()
         refusal = state.gate.refusal(ids[0], now)
-        if refusal is None or refusal.details:
-            return None  # the database decides, or an answer with details: the usual way
+        if refusal is not None and refusal.details:
+            return None  # an answer with details: the usual way
+        if refusal is None and not self.direct:
+            return None
         try:
             claims = read_token(auth[7:].decode("latin-1"), "account", now)
         except DomainError:
             return None  # the usual way answers 401
         limiter = state.limiter
+        if refusal is None:  # the database decides: carried by callbacks (release/direct.py) where it can be
+            account_id = int(claims["sub"])
+            person_id = known_person_of(state, account_id, ids[1])
+            if person_id is None or not Direct.possible(state):
+                return None
+            limits, _ = booking_limits_of(state, client[0] if client else None, account_id, ids[1])
+            return Direct(state, now, account_id, ids[0], ids[1], ids[2], person_id,
+                          limits if limiter.enabled else [])
         if limiter.enabled:
-            from guahao.security.guards import booking_limits_of
-
             address = client[0] if client else None
             limits, person_known = booking_limits_of(state, address, int(claims["sub"]), ids[1])
             if not person_known or not limiter.count_soon(limits):
@@ -148,6 +162,10 @@ class Inline:
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
+
+
+def tail_of(response: Response) -> bytes:
+    return _tail(response)
 
 
 def _tail(response: Response) -> bytes:

@@ -19,6 +19,16 @@ class Turns:
         self._cond = asyncio.Condition()
         # number -> resolved when this process's booking of it leaves the database
         self._busy: dict[object, asyncio.Future] = {}
+        self.queued = 0  # attempts waiting in `_turn`
+
+    def take_now(self, key: object) -> bool:
+        """Take a turn without waiting, when one is free, nobody waits for one, and no booking of `key` of this
+        process is at the database; False otherwise (then `take` waits)."""
+        if self.free and not self.queued and key not in self._busy:
+            self.free -= 1
+            self._busy[key] = asyncio.get_running_loop().create_future()
+            return True
+        return False
 
     async def take(self, refused: Callable[[], object | None], key: object = None):
         """Wait for a turn; returns None once it has one, or the first refusal `refused()` gives meanwhile.
@@ -60,12 +70,15 @@ class Turns:
                 if self.free:
                     self.free -= 1
                     return None
+                self.queued += 1
                 try:
                     await self._cond.wait()
                 except asyncio.CancelledError:
                     if self.free:  # cancelled right after being woken: hand the wake-up on
                         self._cond.notify(1)
                     raise
+                finally:
+                    self.queued -= 1
 
     async def give_back(self, news: bool, key: object = None) -> None:
         """Return a turn; `news`: the gate may now refuse many waiters (a session was filled or found

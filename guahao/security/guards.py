@@ -156,7 +156,11 @@ def _answer(batch: dict, answer) -> None:
 
 def known_person(request, account_id: int, patient_id: int) -> int | None:
     """The person this process has already read behind the account's patient, if any (never a query)."""
-    return _people(request).get((account_id, patient_id))
+    return known_person_of(request.app.state, account_id, patient_id)
+
+
+def known_person_of(state, account_id: int, patient_id: int) -> int | None:
+    return _people_of(state).get((account_id, patient_id))
 
 
 def _people(request) -> dict:

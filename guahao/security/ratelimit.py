@@ -197,6 +197,12 @@ class _PipeBatches:
             self.flushing = loop.call_soon(self.flush)
         return future
 
+    def hit_then(self, keys: list[str], windows_ms: list[int], then) -> None:
+        """Sent at once; `then(flat answer or exception)` is called where the reply is read (no loop turn
+        in between, unlike a future's callbacks)."""
+        self.waiting.append((keys, windows_ms, then))
+        self.flush()
+
     def flush(self) -> None:
         if self.flushing is not None:
             self.flushing.cancel()
@@ -221,7 +227,9 @@ def _answered(batch, reply) -> None:
 
 def _fail(batch, error: BaseException) -> None:
     for _, _, future in batch:
-        if not future.done():
+        if callable(future):  # _PipeBatches.hit_then
+            future(error)
+        elif not future.done():
             future.set_exception(error)
 
 
@@ -229,8 +237,11 @@ def _share(batch, flat) -> None:
     """Each caller's part of a batch's flat answer."""
     at = 0
     for keys, _, future in batch:
-        if not future.done():
-            future.set_result(flat[at:at + 2 * len(keys)])
+        mine = flat[at:at + 2 * len(keys)]
+        if callable(future):  # _PipeBatches.hit_then
+            future(mine)
+        elif not future.done():
+            future.set_result(mine)
         at += 2 * len(keys)
 
 
@@ -302,6 +313,35 @@ class RateLimiter:
                 return True
         return self._note(keys, rates, [self.memory.hit(k, w) for k, w in zip(keys, windows)])
 
+    def can_count_then(self) -> bool:
+        """Whether `count_then` can answer here: limits off, counted in memory, or over guahao's own Redis
+        connection (redis-py's client answers through futures only)."""
+        return (not self.enabled or not self._redis_usable()
+                or isinstance(self.redis._batches(), _PipeBatches))
+
+    def count_then(self, limits: list[tuple[str, "str | Rate"]], then) -> None:
+        """Count one attempt under each key and call `then(None)`, or `then(RATE_LIMITED error)`, where the
+        answer is known: at once without Redis, else where Redis's reply is read (release/direct.py).
+        Redis failing: counted in memory, as `hit_all_async` does."""
+        if not self.enabled or not limits:
+            return then(None)
+        keys, rates = _keys(limits)
+        windows = [r.seconds for r in rates]
+
+        def counted(flat) -> None:
+            if isinstance(flat, BaseException):
+                self._redis_failed(flat)
+                counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+            else:
+                counts = _pairs(flat)
+            self._note(keys, rates, counts)
+            then(_limited(counts, rates))
+        if self._redis_usable():
+            batches = self.redis._batches()
+            if isinstance(batches, _PipeBatches):
+                return batches.hit_then(keys, [max(1, int(w * 1000)) for w in windows], counted)
+        counted(_flat([self.memory.hit(k, w) for k, w in zip(keys, windows)]))
+
     def _counted(self, future: asyncio.Future, keys: list[str], rates: list[Rate], windows: list[float]) -> None:
         if future.cancelled():
             counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
@@ -366,12 +406,24 @@ def _key(name: str, rate: "str | Rate") -> tuple[str, Rate]:
 
 
 def _verdict(counts: list[tuple[int, float]], rates: list[Rate]) -> None:
+    error = _limited(counts, rates)
+    if error is not None:
+        raise error
+
+
+def _limited(counts: list[tuple[int, float]], rates: list[Rate]) -> DomainError | None:
     retry = 0
     for (n, remaining), rate in zip(counts, rates):
         if n > rate.count:
             retry = max(retry, math.ceil(remaining), 1)
     if retry:
-        raise DomainError("RATE_LIMITED", f"操作过于频繁，请{retry}秒后再试", retry_after=retry)
+        return DomainError("RATE_LIMITED", f"操作过于频繁，请{retry}秒后再试", retry_after=retry)
+    return None
+
+
+def _flat(counts: list[tuple[int, float]]) -> list:
+    """Counts in the script's flat shape (count, ms left, ...)."""
+    return [x for n, left in counts for x in (n, int(left * 1000))]
 
 
 def limiter_of(request) -> RateLimiter:

@@ -17,10 +17,13 @@ it (the limiter then counts in process memory for its cool-down, as for any Redi
 
 import asyncio
 import collections
+import logging
 import time
 from urllib.parse import unquote, urlsplit
 
 import hiredis
+
+log = logging.getLogger("guahao.redis")
 
 
 class RedisGone(ConnectionError):
@@ -72,7 +75,10 @@ class _Protocol(asyncio.Protocol):
                 self.pipe.broken(RedisGone("a Redis reply nobody asked for"))
                 return
             answer, _ = waiting.popleft()
-            answer(reply)  # a ReplyError for Redis's error answers
+            try:
+                answer(reply)  # a ReplyError for Redis's error answers
+            except Exception:  # the caller's failure: the connection and the other callers carry on
+                log.exception("a Redis reply's caller failed")
             if self.pipe.protocol is not self:  # that answer gave up on the connection
                 return
 

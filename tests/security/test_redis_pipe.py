@@ -167,3 +167,21 @@ def test_a_redis_error_reply_goes_to_its_caller_only():
         bad, good = asyncio.run(main())
     assert isinstance(bad, Exception) and "unknown command" in str(bad).lower()
     assert good == 1
+
+
+def test_a_caller_failing_on_its_reply_does_not_break_the_connection():
+    """Replies are handed to their callers where they are read (release/direct.py continues a booking
+    there): one caller's failure must not cost the others their connection."""
+    with private_redis(port(56)) as r:
+        pipe = RedisPipe(pipe_address(r.url))
+
+        async def main():
+            await pipe.call(command("PING"))
+            connection = pipe.protocol
+
+            def fails(reply):
+                raise RuntimeError("a caller's bug")
+            pipe.send(command("INCR", "n"), fails)
+            after = await pipe.call(command("INCR", "n"))
+            return after, pipe.protocol is connection
+        assert asyncio.run(main()) == (2, True)

@@ -1,0 +1,135 @@
+"""A booking attempt the database decides, carried from its request's bytes to its answer by callbacks.
+
+At the release instant each turn of a worker's event loop lasts ~20 ms: it answers every request that
+arrived meanwhile, a hundred or more. A booking attempt through the usual way (an ASGI task: its start,
+its rate-limit count, the bookings' thread's answer, its resumption) waited for about six such turns
+besides its transaction. Timed inside the workers for the attempts that booked (bench/release_burst.py,
+throwaway timers): ~25 ms before the attempt ran, ~45 ms for its count, ~5 ms to the bookings' thread,
+~45 ms in the database, ~75 ms back to the answer — ~215 ms in all.
+
+Here guahao serve's protocol (release/inline.py, serving.py) starts the attempt as its bytes arrive; the
+rate-limit count's reply continues it where Redis's answer is read, the booking goes to the bookings' thread
+at once, and the thread's outcome writes the answer in the next turn: about two turns besides the
+transaction. Taken only when everything is plain: a logged-in patient whose person the worker knows, the
+bookings' thread on PostgreSQL, and a rate limiter that can answer by callback (security/ratelimit.py).
+The rules are the same code as the usual way's (`booking.api`): limits first, then the gate, a turn at the
+database, the transaction, the gate taught what it answered.
+"""
+
+import asyncio
+import logging
+
+from starlette.responses import JSONResponse, Response
+
+from guahao.errors import DomainError, api_error
+from guahao.release.turns import turns_of
+
+log = logging.getLogger("guahao.direct")
+
+
+class Direct:
+    """One attempt; `start(done)` calls `done(response)` once, on the server's loop (perhaps at once)."""
+
+    def __init__(self, state, now, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
+                 person_id: int, limits: list):
+        self.state, self.now = state, now
+        self.account_id, self.slot_id, self.patient_id = account_id, slot_id, patient_id
+        self.insurance_type, self.person_id, self.limits = insurance_type, person_id, limits
+        self.done = None
+        self.waiting: asyncio.Task | None = None  # held: the loop keeps only weak references to tasks
+
+    @staticmethod
+    def possible(state) -> bool:
+        bookings = getattr(state, "pg_bookings", None)
+        return (bookings is not None and hasattr(bookings, "submit") and bookings.ready()
+                and state.limiter.can_count_then())
+
+    def start(self, done) -> None:
+        self.done = done
+        self.generation = self.state.gate.generation
+        self.state.limiter.count_then(self.limits, self._counted)
+
+    def _counted(self, limited: DomainError | None) -> None:
+        try:
+            self._go_on(limited)
+        except Exception as e:  # called where Redis's reply is read: never let a failure travel there
+            log.exception("booking failed")
+            self._answer(api_error(e))
+
+    def _go_on(self, limited: DomainError | None) -> None:
+        if limited is not None:
+            return self._answer(api_error(limited))
+        gate = self.state.gate
+        refusal = gate.refusal(self.slot_id, self.now)
+        if refusal is not None:
+            return self._answer(_refusal_response(refusal))
+        turns = turns_of(self.state)
+        if turns.take_now(self.slot_id):
+            return self._submit()
+        self.waiting = asyncio.get_running_loop().create_task(self._wait_for_turn(turns))
+
+    async def _wait_for_turn(self, turns) -> None:
+        gate = self.state.gate
+        try:
+            refusal = await turns.take(lambda: gate.refusal(self.slot_id, self.now), self.slot_id)
+        except Exception as e:
+            return self._answer(api_error(e))
+        if refusal is not None:
+            return self._answer(_refusal_response(refusal))
+        self._submit()
+
+    def _submit(self) -> None:
+        gate = self.state.gate
+        slot_id = self.slot_id
+        try:
+            self.state.pg_bookings.submit(
+                self.now, self.account_id, slot_id, self.patient_id, self.insurance_type, self._booked,
+                on_slot=gate.remember_slot, person_id=self.person_id)
+        except Exception as e:  # not handed over: the turn goes back, the client hears why
+            self._give_back(False)
+            self._answer(api_error(e))
+
+    def _booked(self, outcome) -> None:
+        """On the server's loop, with the bookings' thread's (concurrent) future."""
+        from guahao.booking.api import appointment_out
+
+        gate = self.state.gate
+        news = False
+        try:
+            view = outcome.result()
+        except DomainError as e:
+            gate.learn(self.state.db, self.slot_id, e, self.generation)
+            news = e.code in ("SESSION_FULL", "NOT_RELEASED")  # what many waiters may be refused for
+            response = api_error(e)
+        except Exception as e:  # as the usual way's exception handlers answer it
+            log.exception("booking failed")
+            response = api_error(e)
+        else:
+            gate.booked(self.slot_id, view.Booking.session_id, view.places_left, self.generation, publish=False)
+            gate.publish_booked_soon(self.slot_id, view.Booking.session_id, view.places_left)
+            news = view.places_left == 0
+            try:
+                response = JSONResponse(appointment_out(view).model_dump(mode="json"), status_code=201)
+            except Exception as e:
+                log.exception("booking answer failed")
+                response = api_error(e)
+        self._give_back(news)
+        self._answer(response)
+
+    def _give_back(self, news: bool) -> None:
+        # Turns.give_back takes the turns' lock: a task, so that the answer does not wait a turn for it.
+        task = asyncio.get_running_loop().create_task(turns_of(self.state).give_back(news, self.slot_id))
+        self.waiting = task
+
+    def _answer(self, response: Response) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            done(response)
+
+
+def _refusal_response(refusal: DomainError) -> Response:
+    from guahao.booking.api import canned_refusal
+
+    if refusal.details:
+        return JSONResponse(refusal.body(), status_code=refusal.status)
+    return canned_refusal(refusal.code, refusal.message, refusal.status)

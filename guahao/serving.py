@@ -18,10 +18,10 @@ import logging
 import socket
 
 from uvicorn import Config
+from uvicorn.supervisors import multiprocess
 
 from guahao.release.direct import Direct
 from guahao.release.inline import tail_of
-from uvicorn.supervisors import multiprocess
 
 try:
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol

@@ -85,7 +85,7 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
             response, news = await to_thread.run_sync(_book, state.db, state.gate, now, account_id,
                                                       idempotency_key, request, body, person_counted)
     except DomainError as e:
-        news = e.code in ("SESSION_FULL", "NOT_RELEASED")  # what many waiters may be refused for
+        news = is_news(e)
         raise
     finally:
         await turns.give_back(news, body.slot_id)
@@ -97,9 +97,19 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
 async def _refused(request, refusal: DomainError, account_id: int, patient_id: int, person_counted: bool):
     if not person_counted:
         await person_attempt_refused(request, account_id, patient_id)  # may answer 429 instead
+    return refusal_response(refusal)
+
+
+def refusal_response(refusal: DomainError) -> Response:
+    """The answer to a refusal the gate gave (also release/direct.py's)."""
     if refusal.details:
         return JSONResponse(refusal.body(), status_code=refusal.status)
     return canned_refusal(refusal.code, refusal.message, refusal.status)
+
+
+def is_news(refusal: DomainError) -> bool:
+    """Whether the database's refusal may refuse many waiting attempts too (their turns look again)."""
+    return refusal.code in ("SESSION_FULL", "NOT_RELEASED")
 
 
 def canned_refusal(code: str, message: str, status: int) -> Response:
@@ -130,8 +140,14 @@ async def _book_on_loop(state, now, account_id: int, request: Request, body: App
     except DomainError as e:
         gate.learn(state.db, body.slot_id, e, generation)  # the slot's session is known: no query
         raise
+    return booked_answer(gate, body.slot_id, view, generation)
+
+
+def booked_answer(gate, slot_id: int, view, generation: int):
+    """A booking made on PostgreSQL's path: its answer, whether it filled its session, and what the other
+    processes are to be told (`gate.publish_booked_soon`); this process's gate learns it here."""
     response = JSONResponse(appointment_out(view).model_dump(mode="json"), status_code=201)
-    booked = (body.slot_id, view.Booking.session_id, view.places_left)
+    booked = (slot_id, view.Booking.session_id, view.places_left)
     gate.booked(*booked, generation, publish=False)
     return response, view.places_left == 0, booked
 

@@ -95,23 +95,23 @@ class BookingsInThread:
 
             async def on_person(person_id: int) -> None:
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(counted(person_id), caller))
-        if self.batch > 1:
-            return await self._on_thread(self._queued(now, account_id, slot_id, patient_id, insurance_type,
-                                                      on_person, on_slot, person_id))
-        return await self._on_thread(self.inner.book(now, account_id, slot_id, patient_id, insurance_type,
-                                                     on_person, on_slot, person_id))
+        return await self._on_thread(self._booking(now, account_id, slot_id, patient_id, insurance_type, on_person,
+                                                   on_slot, person_id))
 
     def submit(self, now, account_id: int, slot_id: int, patient_id: int, insurance_type: str, then,
                on_slot=None, person_id: int | None = None) -> None:
         """`book` for a caller that is not a coroutine (release/direct.py): `then(outcome)` is called on the
         caller's loop with the booking's concurrent future, done."""
         caller = asyncio.get_running_loop()
-        if self.batch > 1:
-            booking = self._queued(now, account_id, slot_id, patient_id, insurance_type, None, on_slot, person_id)
-        else:
-            booking = self.inner.book(now, account_id, slot_id, patient_id, insurance_type, None, on_slot, person_id)
-        outcome = asyncio.run_coroutine_threadsafe(booking, self._loop)
+        outcome = asyncio.run_coroutine_threadsafe(
+            self._booking(now, account_id, slot_id, patient_id, insurance_type, None, on_slot, person_id), self._loop)
         outcome.add_done_callback(lambda f: caller.call_soon_threadsafe(then, f))
+
+    def _booking(self, now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot, person_id):
+        """The booking's coroutine, for the bookings' thread: queued for a batch, or a transaction of its own."""
+        if self.batch > 1:
+            return self._queued(now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot, person_id)
+        return self.inner.book(now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot, person_id)
 
     # --- on the bookings' thread ------------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ database, the transaction, the gate taught what it answered.
 import asyncio
 import logging
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from guahao.booking.api import booked_answer, is_news, refusal_response
 from guahao.errors import DomainError, api_error
 from guahao.release.turns import turns_of
 
@@ -62,7 +63,7 @@ class Direct:
         gate = self.state.gate
         refusal = gate.refusal(self.slot_id, self.now)
         if refusal is not None:
-            return self._answer(_refusal_response(refusal))
+            return self._answer(refusal_response(refusal))
         turns = turns_of(self.state)
         if turns.take_now(self.slot_id):
             return self._submit()
@@ -75,7 +76,7 @@ class Direct:
         except Exception as e:
             return self._answer(api_error(e))
         if refusal is not None:
-            return self._answer(_refusal_response(refusal))
+            return self._answer(refusal_response(refusal))
         self._submit()
 
     def _submit(self) -> None:
@@ -91,30 +92,21 @@ class Direct:
 
     def _booked(self, outcome) -> None:
         """On the server's loop, with the bookings' thread's (concurrent) future."""
-        from guahao.booking.api import appointment_out
-
         gate = self.state.gate
-        news = False
+        news, booked = False, None
         try:
-            view = outcome.result()
+            response, news, booked = booked_answer(gate, self.slot_id, outcome.result(), self.generation)
         except DomainError as e:
             gate.learn(self.state.db, self.slot_id, e, self.generation)
-            news = e.code in ("SESSION_FULL", "NOT_RELEASED")  # what many waiters may be refused for
+            news = is_news(e)
             response = api_error(e)
         except Exception as e:  # as the usual way's exception handlers answer it
             log.exception("booking failed")
             response = api_error(e)
-        else:
-            gate.booked(self.slot_id, view.Booking.session_id, view.places_left, self.generation, publish=False)
-            gate.publish_booked_soon(self.slot_id, view.Booking.session_id, view.places_left)
-            news = view.places_left == 0
-            try:
-                response = JSONResponse(appointment_out(view).model_dump(mode="json"), status_code=201)
-            except Exception as e:
-                log.exception("booking answer failed")
-                response = api_error(e)
         self._give_back(news)
         self._answer(response)
+        if booked is not None:
+            gate.publish_booked_soon(*booked)
 
     def _give_back(self, news: bool) -> None:
         # Turns.give_back takes the turns' lock: a task, so that the answer does not wait a turn for it.
@@ -126,10 +118,3 @@ class Direct:
         if done is not None:
             done(response)
 
-
-def _refusal_response(refusal: DomainError) -> Response:
-    from guahao.booking.api import canned_refusal
-
-    if refusal.details:
-        return JSONResponse(refusal.body(), status_code=refusal.status)
-    return canned_refusal(refusal.code, refusal.message, refusal.status)

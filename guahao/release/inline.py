@@ -144,17 +144,15 @@ class Inline:
         except DomainError:
             return None  # the usual way answers 401
         limiter = state.limiter
+        account_id, address = int(claims["sub"]), client[0] if client else None
         if refusal is None:  # the database decides: carried by callbacks (release/direct.py) where it can be
-            account_id = int(claims["sub"])
             person_id = known_person_of(state, account_id, ids[1])
             if person_id is None or not Direct.possible(state):
                 return None
-            limits, _ = booking_limits_of(state, client[0] if client else None, account_id, ids[1])
-            return Direct(state, now, account_id, ids[0], ids[1], ids[2], person_id,
-                          limits if limiter.enabled else [])
+            limits, _ = booking_limits_of(state, address, account_id, ids[1])
+            return Direct(state, now, account_id, ids[0], ids[1], ids[2], person_id, limits)
         if limiter.enabled:
-            address = client[0] if client else None
-            limits, person_known = booking_limits_of(state, address, int(claims["sub"]), ids[1])
+            limits, person_known = booking_limits_of(state, address, account_id, ids[1])
             if not person_known or not limiter.count_soon(limits):
                 return None  # a look-up owed, or a 429 to give: the usual way
         return refusal.status, _refusal_tail(refusal.code, refusal.message, refusal.status), None
@@ -165,10 +163,6 @@ def _text(value: bytes | None) -> str | None:
 
 
 def tail_of(response: Response) -> bytes:
-    return _tail(response)
-
-
-def _tail(response: Response) -> bytes:
     """A response's header lines, as the app sends them through BrowserGuard, then its body."""
     headers = with_browser_headers(response.raw_headers)
     return b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n" + response.body
@@ -178,9 +172,9 @@ def _tail(response: Response) -> bytes:
 def _refusal_tail(code: str, message: str, status: int) -> bytes:
     from guahao.booking.api import canned_refusal
 
-    return _tail(canned_refusal(code, message, status))
+    return tail_of(canned_refusal(code, message, status))
 
 
 @lru_cache(maxsize=1024)
 def _page_tail(page: Page, not_modified: bool) -> bytes:
-    return _tail(page_response(page, not_modified))
+    return tail_of(page_response(page, not_modified))

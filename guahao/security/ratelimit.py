@@ -96,7 +96,7 @@ class RedisBackend:
         self._pipe = RedisPipe(address, timeout) if address is not None else None
 
     def hit_many(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
-        return _pairs(self._script(keys=keys, args=[max(1, int(w * 1000)) for w in windows]))
+        return _pairs(self._script(keys=keys, args=_ms(windows)))
 
     async def hit_many_async(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
         """The same on the event loop without blocking it: the loop serves other requests meanwhile."""
@@ -105,7 +105,16 @@ class RedisBackend:
     def hit_many_soon(self, keys: list[str], windows: list[float], urgent: bool = False) -> asyncio.Future:
         """Counted with the loop's next batch (`urgent`: sent now, with whatever is gathered); the future
         holds the script's flat answer."""
-        return self._batches().hit_soon(keys, [max(1, int(w * 1000)) for w in windows], urgent)
+        return self._batches().hit_soon(keys, _ms(windows), urgent)
+
+    def answers_by_callback(self) -> bool:
+        """Whether `hit_many_then` can count here (guahao's own connection; redis-py's client answers
+        through futures only)."""
+        return isinstance(self._batches(), _PipeBatches)
+
+    def hit_many_then(self, keys: list[str], windows: list[float], then) -> None:
+        """Sent at once; `then(flat answer or exception)` is called where the reply is read."""
+        self._batches().hit_then(keys, _ms(windows), then)
 
     def _batches(self) -> "_Batches | _PipeBatches":
         loop = asyncio.get_running_loop()
@@ -258,6 +267,9 @@ class RateLimiter:
         self._redis_down_until = 0.0
         self._over: dict[str, float] = {}  # key -> monotonic end of its window, once seen over its rate
 
+    def _in_memory(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
+        return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+
     def _redis_usable(self) -> bool:
         return self.redis is not None and time.monotonic() >= self._redis_down_until
 
@@ -272,7 +284,7 @@ class RateLimiter:
                 return self.redis.hit_many(keys, windows)
             except Exception as e:
                 self._redis_failed(e)
-        return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+        return self._in_memory(keys, windows)
 
     async def _hit_async(self, keys: list[str], windows: list[float]) -> list[tuple[int, float]]:
         if self._redis_usable():
@@ -280,7 +292,7 @@ class RateLimiter:
                 return await self.redis.hit_many_async(keys, windows)
             except Exception as e:
                 self._redis_failed(e)
-        return [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+        return self._in_memory(keys, windows)
 
     def count_soon(self, limits: list[tuple[str, "str | Rate"]]) -> bool:
         """Count one attempt under each key without waiting for the count, for an attempt whose answer is
@@ -311,13 +323,12 @@ class RateLimiter:
             else:
                 future.add_done_callback(lambda f: self._counted(f, keys, rates, windows))
                 return True
-        return self._note(keys, rates, [self.memory.hit(k, w) for k, w in zip(keys, windows)])
+        return self._note(keys, rates, self._in_memory(keys, windows))
 
     def can_count_then(self) -> bool:
         """Whether `count_then` can answer here: limits off, counted in memory, or over guahao's own Redis
-        connection (redis-py's client answers through futures only)."""
-        return (not self.enabled or not self._redis_usable()
-                or isinstance(self.redis._batches(), _PipeBatches))
+        connection."""
+        return not self.enabled or not self._redis_usable() or self.redis.answers_by_callback()
 
     def count_then(self, limits: list[tuple[str, "str | Rate"]], then) -> None:
         """Count one attempt under each key and call `then(None)`, or `then(RATE_LIMITED error)`, where the
@@ -328,26 +339,25 @@ class RateLimiter:
         keys, rates = _keys(limits)
         windows = [r.seconds for r in rates]
 
-        def counted(flat) -> None:
-            if isinstance(flat, BaseException):
-                self._redis_failed(flat)
-                counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
-            else:
-                counts = _pairs(flat)
+        def counted(counts: list[tuple[int, float]]) -> None:
             self._note(keys, rates, counts)
             then(_limited(counts, rates))
-        if self._redis_usable():
-            batches = self.redis._batches()
-            if isinstance(batches, _PipeBatches):
-                return batches.hit_then(keys, [max(1, int(w * 1000)) for w in windows], counted)
-        counted(_flat([self.memory.hit(k, w) for k, w in zip(keys, windows)]))
+
+        def replied(flat) -> None:
+            if isinstance(flat, BaseException):
+                self._redis_failed(flat)
+                return counted(self._in_memory(keys, windows))
+            counted(_pairs(flat))
+        if self._redis_usable() and self.redis.answers_by_callback():
+            return self.redis.hit_many_then(keys, windows, replied)
+        counted(self._in_memory(keys, windows))
 
     def _counted(self, future: asyncio.Future, keys: list[str], rates: list[Rate], windows: list[float]) -> None:
         if future.cancelled():
-            counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+            counts = self._in_memory(keys, windows)
         elif future.exception() is not None:
             self._redis_failed(future.exception())
-            counts = [self.memory.hit(k, w) for k, w in zip(keys, windows)]
+            counts = self._in_memory(keys, windows)
         else:
             counts = _pairs(future.result())
         self._note(keys, rates, counts)
@@ -421,9 +431,9 @@ def _limited(counts: list[tuple[int, float]], rates: list[Rate]) -> DomainError 
     return None
 
 
-def _flat(counts: list[tuple[int, float]]) -> list:
-    """Counts in the script's flat shape (count, ms left, ...)."""
-    return [x for n, left in counts for x in (n, int(left * 1000))]
+def _ms(windows: list[float]) -> list[int]:
+    """Windows in the script's milliseconds (at least one)."""
+    return [max(1, int(w * 1000)) for w in windows]
 
 
 def limiter_of(request) -> RateLimiter:

@@ -99,6 +99,10 @@ class InlineHttpTools(HttpToolsProtocol or object):
         super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._inline is not None:
+            for p in self._inline.polls():
+                if p.due:
+                    p.poll()
         if self._later:
             self._held.append(data)
             return

@@ -13,6 +13,7 @@ cancelled caller cancels the transaction.
 """
 
 import asyncio
+import collections
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,7 @@ class BookingsInThread:
         self._pending: list = []
         self._wake: asyncio.Event | None = None
         self._runners: list = []
+        self._done: collections.deque = collections.deque()  # (then, outcome) for `submit`'s callers
 
     @property
     def in_flight(self) -> int:
@@ -105,7 +107,29 @@ class BookingsInThread:
         caller = asyncio.get_running_loop()
         outcome = asyncio.run_coroutine_threadsafe(
             self._booking(now, account_id, slot_id, patient_id, insurance_type, None, on_slot, person_id), self._loop)
-        outcome.add_done_callback(lambda f: caller.call_soon_threadsafe(then, f))
+
+        def finished(f) -> None:  # on the bookings' thread
+            self._done.append((then, f))
+            caller.call_soon_threadsafe(self.poll)
+        outcome.add_done_callback(finished)
+
+    @property
+    def due(self) -> bool:
+        return bool(self._done)
+
+    def poll(self) -> None:
+        """On the caller's loop: call `then` for each booking finished so far. The loop calls it a turn after
+        the booking finished; guahao serve's protocol calls it between two requests' reads (serving.py), as
+        at the release instant a turn lasts ~20 ms."""
+        while self._done:
+            try:
+                then, outcome = self._done.popleft()
+            except IndexError:  # taken by a poll the last one's answer led to
+                return
+            try:
+                then(outcome)
+            except Exception:
+                log.exception("a booking's caller failed")
 
     def _booking(self, now, account_id, slot_id, patient_id, insurance_type, on_person, on_slot, person_id):
         """The booking's coroutine, for the bookings' thread: queued for a batch, or a transaction of its own."""

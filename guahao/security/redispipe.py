@@ -1,4 +1,4 @@
-"""The rate limiter's Redis connection on the event loop: an asyncio protocol with hiredis' parser.
+"""The rate limiter's Redis connection on the event loop: a socket the loop watches, hiredis' parser.
 
 At the release instant a booking attempt that goes to the database first waits for its rate-limit count,
 and every turn of the server's busy event loop lasts ~10–20 ms (it answers a hundred or more requests per
@@ -6,7 +6,11 @@ turn). redis-py's asyncio client spends several turns on a call — the batch's 
 written, the reader's waiter is woken, the client resumes, the caller resumes — so the count of an attempt
 that goes to the database waited 70–110 ms (timed inside the workers, bench/release_burst.py). Here the
 command is written from the call itself and the reply sets the caller's future as it arrives
-(`data_received`): the caller resumes the turn after Redis has answered.
+(the socket is read): the caller resumes the turn after Redis has answered — or sooner: guahao serve's protocol
+polls the socket between two requests' reads (`RedisPipe.poll`, serving.py), so a reply that arrives while
+the loop answers a turn's hundred requests is taken up at the next of them, not a turn later. Hence a plain
+non-blocking socket with the loop's reader callback rather than an asyncio transport, which cannot be read
+on demand.
 
 Deliberately hand-written rather than a library's client: it carries one command (EVAL of the limiter's
 script), parses with hiredis (the parser redis-py uses), and speaks only to plain `redis://` addresses
@@ -18,6 +22,7 @@ it (the limiter then counts in process memory for its cool-down, as for any Redi
 import asyncio
 import collections
 import logging
+import socket
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -51,40 +56,87 @@ def command(*args) -> bytes:
     return b"".join(out)
 
 
-class _Protocol(asyncio.Protocol):
-    def __init__(self, pipe: "RedisPipe"):
-        self.pipe = pipe
+class _Conn:
+    """One connection: a non-blocking socket the loop watches, and hiredis' parser for its replies."""
+
+    def __init__(self, pipe: "RedisPipe", sock: socket.socket):
+        self.pipe, self.sock = pipe, sock
         self.reader = hiredis.Reader()
-        self.transport = None
+        self.out: list[bytes] = []  # what the socket did not take yet
+        self.reading = False
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def write(self, payload: bytes) -> None:
+        if self.out:
+            self.out.append(payload)
+            return
+        try:
+            sent = self.sock.send(payload)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            return self.pipe.broken(RedisGone(f"Redis connection lost ({type(e).__name__})"), self)
+        if sent < len(payload):
+            self.out.append(payload[sent:])
+            self.pipe.loop.add_writer(self.sock.fileno(), self.writable)
 
-    def data_received(self, data: bytes) -> None:
+    def writable(self) -> None:
+        data = b"".join(self.out)
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            return self.pipe.broken(RedisGone(f"Redis connection lost ({type(e).__name__})"), self)
+        self.out = [data[sent:]] if sent < len(data) else []
+        if not self.out:
+            self.pipe.loop.remove_writer(self.sock.fileno())
+
+    def readable(self) -> None:
+        """Called by the loop when the socket has data, and by `RedisPipe.poll` between two requests' reads
+        (then usually finding none). Not re-entered: an answer may lead to another poll."""
+        if self.reading:
+            return
+        self.reading = True
+        try:
+            while self.pipe.conn is self:
+                try:
+                    data = self.sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as e:
+                    return self.pipe.broken(RedisGone(f"Redis connection lost ({type(e).__name__})"), self)
+                if not data:
+                    return self.pipe.broken(RedisGone("Redis connection lost (closed)"), self)
+                self.received(data)
+        finally:
+            self.reading = False
+
+    def received(self, data: bytes) -> None:
         self.reader.feed(data)
         waiting = self.pipe.waiting
-        while True:
+        while self.pipe.conn is self:  # an answer may give up on the connection
             try:
                 reply = self.reader.gets()
             except hiredis.ProtocolError as e:
-                self.pipe.broken(RedisGone(f"Redis protocol error: {e}"))
-                return
+                return self.pipe.broken(RedisGone(f"Redis protocol error: {e}"), self)
             if reply is False:
                 return
             if not waiting:
-                self.pipe.broken(RedisGone("a Redis reply nobody asked for"))
-                return
+                return self.pipe.broken(RedisGone("a Redis reply nobody asked for"), self)
             answer, _ = waiting.popleft()
             try:
                 answer(reply)  # a ReplyError for Redis's error answers
             except Exception:  # the caller's failure: the connection and the other callers carry on
                 log.exception("a Redis reply's caller failed")
-            if self.pipe.protocol is not self:  # that answer gave up on the connection
-                return
 
-    def connection_lost(self, exc) -> None:
-        if self.pipe.protocol is self:  # not one the pipe has given up on already
-            self.pipe.broken(RedisGone(f"Redis connection lost ({type(exc).__name__ if exc else 'closed'})"))
+    def close(self) -> None:
+        try:
+            fd = self.sock.fileno()
+            if fd >= 0 and not self.pipe.loop.is_closed():
+                self.pipe.loop.remove_reader(fd)
+                self.pipe.loop.remove_writer(fd)
+        finally:
+            self.sock.close()
 
 
 def _settle(future: asyncio.Future, reply) -> None:
@@ -103,11 +155,22 @@ class RedisPipe:
         self.address = address
         self.timeout = timeout
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.protocol: _Protocol | None = None
+        self.conn: _Conn | None = None
         self.connecting: asyncio.Task | None = None
         self.queued: list[bytes] = []  # written once connected
         self.waiting: collections.deque = collections.deque()  # (answer, sent at), in the order sent
         self.timer = None
+
+    @property
+    def due(self) -> bool:
+        return bool(self.waiting) and self.conn is not None
+
+    def poll(self) -> None:
+        """Read what Redis has answered so far, if anything: called by guahao serve's protocol between two
+        requests' reads (serving.py), since a reply waiting for its turn of a busy loop waits ~10–20 ms."""
+        conn = self.conn
+        if conn is not None and self.loop is asyncio.get_running_loop():
+            conn.readable()
 
     def call(self, payload: bytes) -> asyncio.Future:
         """Send one command's bytes now; the future gets its reply (or the error)."""
@@ -116,15 +179,15 @@ class RedisPipe:
         return future
 
     def send(self, payload: bytes, answer) -> None:
-        """Send one command's bytes now; `answer` is called with the reply as soon as it arrives (from the
-        connection's `data_received`: the caller's futures are set without a loop turn in between), or with
-        the exception that ended the wait (RedisGone; hiredis.ReplyError for Redis's error answers)."""
+        """Send one command's bytes now; `answer` is called with the reply as soon as it is read (no loop
+        turn in between: the caller's futures are set there), or with the exception that ended the wait
+        (RedisGone; hiredis.ReplyError for Redis's error answers)."""
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # a new loop (tests): the old one's connection cannot serve it
             self._reset(loop)
         self.waiting.append((answer, time.monotonic()))
-        if self.protocol is not None:
-            self.protocol.transport.write(payload)
+        if self.conn is not None:
+            self.conn.write(payload)
         else:
             self.queued.append(payload)
             if self.connecting is None:
@@ -134,14 +197,17 @@ class RedisPipe:
 
     async def _connect(self) -> None:
         host, port, db, username, password = self.address
+        loop = self.loop
         try:
-            transport, protocol = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _Protocol(self), host, port), self.timeout)
+            sock = await asyncio.wait_for(self._open(host, port), self.timeout)
         except Exception as e:
             self.connecting = None
             self._fail_all(RedisGone(f"Redis not reachable ({type(e).__name__})"))
             return
         self.connecting = None
+        if self.loop is not loop:
+            sock.close()
+            return
         hello = []
         if password is not None:
             hello.append(command("AUTH", *([username] if username else []), password))
@@ -151,9 +217,27 @@ class RedisPipe:
             now = time.monotonic()
             for _ in hello:
                 self.waiting.appendleft((self._hello_answered, now))
-        self.protocol = protocol
-        transport.write(b"".join(hello + self.queued))
+        conn = self.conn = _Conn(self, sock)
+        loop.add_reader(sock.fileno(), conn.readable)
+        conn.write(b"".join(hello + self.queued))
         self.queued = []
+
+    async def _open(self, host: str, port: int) -> socket.socket:
+        infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error: Exception = OSError(f"no address for {host}")
+        for family, type_, proto, _, address in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await self.loop.sock_connect(sock, address)
+                return sock
+            except BaseException as e:
+                sock.close()
+                if not isinstance(e, OSError):
+                    raise
+                error = e
+        raise error
 
     def _hello_answered(self, reply) -> None:
         if isinstance(reply, Exception):
@@ -170,10 +254,14 @@ class RedisPipe:
         else:
             self.timer = self.loop.call_later(self.timeout - late, self._check_late)
 
-    def broken(self, error: Exception) -> None:
-        protocol, self.protocol = self.protocol, None
-        if protocol is not None and protocol.transport is not None:
-            protocol.transport.abort()  # replies still to come would answer the wrong callers
+    def broken(self, error: Exception, conn: "_Conn | None" = None) -> None:
+        """Give up on the connection (`conn`: only if it is still the current one) and fail every waiting
+        caller: replies still to come would answer the wrong callers."""
+        if conn is not None and conn is not self.conn:
+            return
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
         self._fail_all(error)
 
     def _fail_all(self, error: Exception) -> None:
@@ -183,15 +271,15 @@ class RedisPipe:
         waiting.clear()
 
     def _reset(self, loop) -> None:
-        if self.protocol is not None and self.protocol.transport is not None:
+        if self.conn is not None:
             try:
-                self.protocol.transport.abort()
+                self.conn.close()
             except RuntimeError:  # the old loop is closed
-                pass
-        self.loop, self.protocol, self.connecting, self.timer = loop, None, None, None
+                self.conn.sock.close()
+        self.loop, self.conn, self.connecting, self.timer = loop, None, None, None
         self.queued, self.waiting = [], collections.deque()
 
     async def close(self) -> None:
-        if self.protocol is not None and self.protocol.transport is not None:
-            self.protocol.transport.close()
-        self.protocol = None
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()

@@ -401,7 +401,7 @@ def test_the_limiter_connects_to_redis_ahead_of_the_first_attempt():
     async def warmed_pipe():
         backend = RedisBackend(url)
         await backend.warm()
-        connected = backend._pipe.protocol is not None
+        connected = backend._pipe.conn is not None
         counts = await backend.hit_many_async(["guahao:test:warm:" + str(time.time())], [60.0])
         return connected, counts
     connected, counts = asyncio.run(warmed_pipe())

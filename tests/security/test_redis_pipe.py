@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -132,8 +133,11 @@ def test_a_lost_connection_fails_its_callers_and_the_next_call_connects_again():
 
         async def main():
             assert await pipe.call(command("PING")) == b"PONG"
-            pipe.protocol.transport.abort()  # as when Redis restarts
+            import redis
+
+            redis.Redis(port=r.port).client_kill_filter(_type="normal")  # as when Redis restarts
             await asyncio.sleep(0.05)
+            assert pipe.conn is None
             return await pipe.call(command("INCR", "n"))
         assert asyncio.run(main()) == 1
 
@@ -177,11 +181,30 @@ def test_a_caller_failing_on_its_reply_does_not_break_the_connection():
 
         async def main():
             await pipe.call(command("PING"))
-            connection = pipe.protocol
+            connection = pipe.conn
 
             def fails(reply):
                 raise RuntimeError("a caller's bug")
             pipe.send(command("INCR", "n"), fails)
             after = await pipe.call(command("INCR", "n"))
-            return after, pipe.protocol is connection
+            return after, pipe.conn is connection
         assert asyncio.run(main()) == (2, True)
+
+
+def test_a_reply_is_taken_up_by_a_poll_between_two_reads_without_a_loop_turn():
+    """guahao serve's protocol polls the pipe between two requests' reads (serving.py): a busy loop would
+    take the reply up a turn later."""
+    with private_redis(port(57)) as r:
+        pipe = RedisPipe(pipe_address(r.url))
+
+        async def main():
+            await pipe.call(command("PING"))  # connected
+            got = []
+            pipe.send(command("INCR", "n"), got.append)
+            due_before = pipe.due
+            deadline = time.monotonic() + 2
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.005)  # the loop does not run meanwhile: only the poll can read the reply
+                pipe.poll()
+            return due_before, got, pipe.due
+        assert asyncio.run(main()) == (True, [1], False)

@@ -146,12 +146,22 @@ class InlineHttpTools(HttpToolsProtocol or object):
 
     def _write_inline(self, status: int, tail: bytes, after) -> None:
         self._unset_keepalive_if_required()
-        head = b"".join(k + b": " + v + b"\r\n" for k, v in self.server_state.default_headers)
-        self.transport.write(STATUS_LINE[status] + head + tail)
+        self.transport.write(STATUS_LINE[status] + _default_head(self.server_state.default_headers) + tail)
         self.server_state.total_requests += 1
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         if after is not None:
             after()
+
+
+_head: list = [None, b""]  # uvicorn's default headers (Date, Server) and their bytes
+
+
+def _default_head(headers: list) -> bytes:
+    """The server's own header lines, joined once per list: uvicorn puts a new one in place each second
+    (its Date), so an answer never carries a stale date and the join is not paid per answer."""
+    if headers is not _head[0]:
+        _head[:] = [headers, b"".join(k + b": " + v + b"\r\n" for k, v in headers)]
+    return _head[1]
 
 
 # uvicorn's protocol attributes the inline answers read or keep up (checked: without them, uvicorn's own).

@@ -40,3 +40,13 @@ def test_the_inline_answers_poll_the_limiters_pipe_and_the_bookings():
     assert Inline(state).polls() == [pipe, bookings]
     state = SimpleNamespace(limiter=SimpleNamespace(redis=None), pg_bookings=None)  # memory limits, SQLite
     assert Inline(state).polls() == []
+
+
+def test_the_servers_own_header_lines_follow_each_new_list_uvicorn_puts_in_place():
+    from guahao.serving import _default_head
+
+    first = [(b"date", b"Mon, 30 Nov 2026 07:00:00 GMT"), (b"server", b"uvicorn")]
+    assert _default_head(first) == b"date: Mon, 30 Nov 2026 07:00:00 GMT\r\nserver: uvicorn\r\n"
+    later = [(b"date", b"Mon, 30 Nov 2026 07:00:01 GMT"), (b"server", b"uvicorn")]
+    assert _default_head(later) == b"date: Mon, 30 Nov 2026 07:00:01 GMT\r\nserver: uvicorn\r\n"
+    assert _default_head([]) == b""

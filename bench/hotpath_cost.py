@@ -135,10 +135,8 @@ async def measure_inline(app, name, reqs, n: int, etag: str) -> float:
 async def _settled(app) -> None:
     """Every count sent has come back (its CPU is the answer's)."""
     redis = app.state.limiter.redis
-    if redis is not None and redis._async is not None:
-        batches = redis._batches()
-        while batches.waiting or batches.sending:
-            await asyncio.sleep(0.001)
+    while redis is not None and redis.counts_pending():
+        await asyncio.sleep(0.001)
 
 
 async def measure(app, name, reqs, n: int, etag: str | None = None) -> float:

@@ -116,6 +116,16 @@ class RedisBackend:
         """Sent at once; `then(flat answer or exception)` is called where the reply is read."""
         self._batches().hit_then(keys, _ms(windows), then)
 
+    def counts_pending(self) -> bool:
+        """Whether counts of this loop are gathered or sent and not answered yet (bench/hotpath_cost.py waits
+        for them: their CPU is the answers')."""
+        if self._async is None:
+            return False
+        batches = self._async[1]
+        if isinstance(batches, _PipeBatches):
+            return bool(batches.waiting or batches.pipe.waiting)
+        return bool(batches.waiting or batches.sending)
+
     def _batches(self) -> "_Batches | _PipeBatches":
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:

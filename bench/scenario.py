@@ -514,6 +514,7 @@ def analyze(recs: list[Rec], sc: Scenario, world: World) -> dict:
             over_100ms=sum(1 for r in books if r.t1 - r.t0 > 0.1),
             sent_before_sold_out=sum(1 for r in books if r.t1 - r.t0 > 0.1 and r.t0 < (sold_out_at or end)),
             allowed_by_p99=len(books) // 100,
+            by_answer=dict(Counter(r.code for r in books if r.t1 - r.t0 > 0.1).most_common()),
         ),
     )
 

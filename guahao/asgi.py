@@ -5,11 +5,11 @@ import sys
 
 from guahao.app import create_app
 
-# Booking threads wait on the database and then need the GIL back while the event loop is busy answering
-# the storm; with the default 5 ms switch interval a thread holding a session's row lock can wait that
-# long to send its COMMIT, and every booking of that session waits with it. 1 ms (measured with
-# bench/release_burst.py, see the README's Production section).
-sys.setswitchinterval(0.001)
+# The bookings' thread waits on the database and then needs the GIL back while the event loop is busy
+# answering the storm. 2 ms: against 1 ms (stop 12, when booking threads held row locks across those
+# waits) two alternated pairs were clearly better and two a draw once the loop took the thread's outcomes
+# up between reads (stop 19); against the default 5 ms, two pairs were a draw (README, Production).
+sys.setswitchinterval(0.002)
 
 app = create_app()
 

@@ -69,27 +69,29 @@ class _Conn:
         if self.out:
             self.out.append(payload)
             return
-        try:
-            sent = self.sock.send(payload)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as e:
-            return self.pipe.broken(RedisGone(f"Redis connection lost ({type(e).__name__})"), self)
-        if sent < len(payload):
+        sent = self._send(payload)
+        if sent is not None and sent < len(payload):
             self.out.append(payload[sent:])
             self.pipe.loop.add_writer(self.sock.fileno(), self.writable)
 
     def writable(self) -> None:
         data = b"".join(self.out)
-        try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as e:
-            return self.pipe.broken(RedisGone(f"Redis connection lost ({type(e).__name__})"), self)
+        sent = self._send(data)
+        if sent is None:
+            return
         self.out = [data[sent:]] if sent < len(data) else []
         if not self.out:
             self.pipe.loop.remove_writer(self.sock.fileno())
+
+    def _send(self, data: bytes) -> int | None:
+        """How much of `data` the socket took; None when the connection broke (then given up on)."""
+        try:
+            return self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as e:
+            self.pipe.broken(RedisGone(f"Redis connection lost ({type(e).__name__})"), self)
+            return None
 
     def readable(self) -> None:
         """Called by the loop when the socket has data, and by `RedisPipe.poll` between two requests' reads

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from guahao.security.ratelimit import RateLimiter, RedisBackend, _PipeBatches
-from guahao.security.redispipe import RedisGone, RedisPipe, command, pipe_address
+from guahao.security.redispipe import RedisGone, RedisPipe, _Conn, command, pipe_address
 from tests.security.conftest import port
 from tests.security.redis_server import _wait, private_redis
 
@@ -208,3 +208,21 @@ def test_a_reply_is_taken_up_by_a_poll_between_two_reads_without_a_loop_turn():
                 pipe.poll()
             return due_before, got, pipe.due
         assert asyncio.run(main()) == (True, [1], False)
+
+
+def test_a_command_larger_than_the_sockets_buffer_is_written_whole():
+    with private_redis(port(58)) as r:
+        pipe = RedisPipe(pipe_address(r.url), timeout=5)
+        big = b"x" * 8_000_000  # more than a socket takes at once: the rest goes when it can
+
+        async def main():
+            stored = await pipe.call(command("SET", "big", big))
+            return stored, await pipe.call(command("STRLEN", "big")), pipe.conn.out
+        writable = _Conn.writable
+        resumed = []
+        _Conn.writable = lambda conn: (resumed.append(1), writable(conn))[1]
+        try:
+            assert asyncio.run(main()) == (b"OK", len(big), [])
+        finally:
+            _Conn.writable = writable
+        assert resumed  # the socket took it in more than one go

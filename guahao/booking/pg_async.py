@@ -78,7 +78,8 @@ ins AS (
 taken AS (
     UPDATE clinic_sessions SET booked = booked + 1
     WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM ins) RETURNING capacity - booked AS places_left)
-SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room)"""
+SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room),
+       (SELECT status FROM clinic_sessions WHERE id = %(session_id)s)"""
 
 
 def _prepared(name: str, sql: str) -> tuple[str, str]:
@@ -171,10 +172,13 @@ BOOK_PLACE = f"""
 WITH taken AS (
     UPDATE clinic_sessions SET booked = booked + 1
     WHERE id = %(session_id)s AND booked < capacity AND status = 'open'
-    RETURNING capacity - booked AS places_left)
-INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
-SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM taken
-RETURNING id, (SELECT places_left FROM taken);
+    RETURNING capacity - booked AS places_left),
+ins AS (
+    INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
+    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM taken
+    RETURNING id)
+SELECT (SELECT id FROM ins), (SELECT places_left FROM taken),
+       (SELECT status FROM clinic_sessions WHERE id = %(session_id)s);
 COMMIT"""
 
 
@@ -258,7 +262,19 @@ class BookingStore:
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation as e:
             raise DomainError(integrity_code(e)) from None
-        return (None, None) if row is None else (row[0], row[1])
+        booking_id, left, status = row
+        if booking_id is None:
+            stopped_or_full(status)
+        return booking_id, left
+
+
+def stopped_or_full(status: str | None) -> tuple[None, None]:
+    """No place was taken: a session stopped since its slot was read (staff stopping it as it is booked)
+    is said to be stopped; otherwise (None, None), which the booking's steps answer SESSION_FULL. The
+    status is read in the write's own statement, as of its start."""
+    if status is not None and status != "open":
+        raise DomainError("SESSION_STOPPED")
+    return None, None
 
 
 async def run_steps(steps, store):

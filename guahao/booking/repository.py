@@ -124,6 +124,12 @@ def take_place(s: Session, session_id: int) -> int | None:
     return s.connection().execute(_TAKE_PLACE, dict(sid=session_id)).scalar()
 
 
+def session_open(s: Session, session_id: int) -> bool:
+    """Asked only when the conditional update took no place: full, or stopped since the slot was read
+    (staff stopping a session as it is booked)? A fresh read, after the update's wait for the row."""
+    return s.scalar(select(CS.c.status).where(CS.c.id == session_id)) == "open"
+
+
 def free_place(s: Session, session_id: int) -> None:
     """Every path that frees a place (cancel, expiry, window cancel) comes here, so the release gate's
     sold-out answers are withdrawn in every process once the transaction commits."""
@@ -177,9 +183,12 @@ class BookingStore:
 
     def book_place(self, values: dict) -> tuple[int, int | None]:
         """Insert the booking, then take its session's place (None: there was none; the caller's
-        refusal rolls the insert back)."""
+        refusal rolls the insert back). A session stopped since it was read is said to be stopped."""
         booking_id = insert_booking(self.s, values)
-        return booking_id, take_place(self.s, values["session_id"])
+        left = take_place(self.s, values["session_id"])
+        if left is None and not session_open(self.s, values["session_id"]):
+            raise DomainError("SESSION_STOPPED")
+        return booking_id, left
 
 
 def set_status_if(s: Session, booking_id: int, from_statuses: tuple, values: dict) -> bool:

@@ -174,6 +174,52 @@ def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_bookin
     assert _counters_match(db)
 
 
+def test_a_session_stopped_while_the_batch_runs_refuses_its_bookings_as_stopped(db, client):
+    """Staff stop a session after the batch read its slots (their transaction holds the session's row when
+    the batch locks the sessions): its booking is answered SESSION_STOPPED, not SESSION_FULL; the other
+    session's books, and the counters hold."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        stopping = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=5))
+        other = f.slot_ids(s, f.session(s, doc, D1, "PM", capacity=5))
+    p = _people(db, client, 2)
+    with db.reading() as s:
+        sid = s.execute(text("SELECT session_id FROM slots WHERE id = :i"), dict(i=stopping[0])).scalar()
+    holding, release = threading.Event(), threading.Event()
+
+    def staff():
+        with db.sessions() as s:
+            s.execute(text("UPDATE clinic_sessions SET status = 'stopped' WHERE id = :i"), dict(i=sid))
+            holding.set()
+            release.wait(10)
+            s.commit()
+
+    async def run():
+        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        await prepare(conn)
+        try:
+            items = _items(asyncio.get_running_loop(), [(p[0], stopping[0]), (p[1], other[0])])
+            done = asyncio.ensure_future(batching.run_batch(conn, items, limit_span(LimitPolicy())))
+            await asyncio.sleep(0.5)
+            assert not done.done()  # waiting for the staff's lock on the session
+            release.set()
+            await done
+            return [_outcome(i) for i in items]
+        finally:
+            await conn.close()
+    t = threading.Thread(target=staff)
+    t.start()
+    assert holding.wait(10)
+    try:
+        assert asyncio.run(run()) == ["SESSION_STOPPED", other[0]]
+    finally:
+        release.set()
+        t.join()
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 1
+    assert _counters_match(db)
+
+
 def test_taking_a_batch_keeps_persons_and_numbers_apart_and_order_of_arrival():
     loop = asyncio.new_event_loop()
     try:

@@ -348,6 +348,41 @@ def test_no_place_left_at_the_last_step_books_nothing(pg, world):
                          dict(i=sid)).one() == (3, 3)
 
 
+@pytest.mark.parametrize("how", ["event loop", "repository"])
+def test_a_session_stopped_after_its_slot_was_read_is_answered_stopped_not_full(pg, world, how):
+    """Staff stop the session while a booking of it is under way: the write takes no place, and the answer
+    says why (SESSION_STOPPED), the same through both stores; no booking row, the counter untouched."""
+    a = world["people"][0]
+    sid = world["sessions"][0]
+
+    def stop():
+        with pg.transaction() as s:
+            s.execute(text("UPDATE clinic_sessions SET status = 'stopped' WHERE id = :i"), dict(i=sid))
+
+    async def person_known(person_id):  # runs after the slot was read
+        stop()
+
+    async def on_loop():
+        bookings = _bookings(pg, size=1)
+        try:
+            await bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"], "local",
+                                on_person=person_known)
+        finally:
+            await bookings.close()
+
+    def through_repository():
+        with pg.transaction() as s:
+            service.book_with_view(s, NOW, a["account"], world["slots"][0][0], a["patient"], "local",
+                                   on_person=lambda person_id: stop())
+    with pytest.raises(DomainError) as e:
+        asyncio.run(on_loop()) if how == "event loop" else through_repository()
+    assert e.value.code == "SESSION_STOPPED"
+    with pg.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
+        assert s.execute(text("SELECT booked, status FROM clinic_sessions WHERE id = :i"),
+                         dict(i=sid)).one() == (0, "stopped")
+
+
 def _statements_sent(monkeypatch) -> list[str]:
     """Every message the event-loop path sends from now on, in order (one per round trip)."""
     sent = []

@@ -97,8 +97,7 @@ class Inline:
         """What guahao serve's protocol reads between two requests' reads: the rate limiter's Redis replies
         and the bookings' thread's outcomes, which a busy loop would take up a turn (~20 ms) late."""
         if self._polls is None:
-            redis = getattr(self.state.limiter, "redis", None)
-            found = [getattr(redis, "_pipe", None), getattr(self.state, "pg_bookings", None)]
+            found = [self.state.limiter.pipe(), getattr(self.state, "pg_bookings", None)]
             self._polls = [p for p in found if hasattr(p, "poll")]
         return self._polls
 

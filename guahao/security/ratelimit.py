@@ -335,6 +335,11 @@ class RateLimiter:
                 return True
         return self._note(keys, rates, self._in_memory(keys, windows))
 
+    def pipe(self) -> RedisPipe | None:
+        """guahao's own Redis connection for the event loop's counts, if this limiter has one (guahao serve's
+        protocol reads its replies between two requests' reads)."""
+        return self.redis._pipe if self.redis is not None else None
+
     def can_count_then(self) -> bool:
         """Whether `count_then` can answer here: limits off, counted in memory, or over guahao's own Redis
         connection."""

@@ -32,13 +32,13 @@ def test_each_read_polls_what_is_due_and_only_that():
 
 def test_the_inline_answers_poll_the_limiters_pipe_and_the_bookings():
     from guahao.release.inline import Inline
-    from guahao.security.redispipe import RedisPipe
+    from guahao.security.ratelimit import RateLimiter
 
-    pipe = RedisPipe(("127.0.0.1", 6379, 0, None, None))
+    limiter = RateLimiter("redis://127.0.0.1:6379/0")
     bookings = SimpleNamespace(poll=lambda: None, due=False)
-    state = SimpleNamespace(limiter=SimpleNamespace(redis=SimpleNamespace(_pipe=pipe)), pg_bookings=bookings)
-    assert Inline(state).polls() == [pipe, bookings]
-    state = SimpleNamespace(limiter=SimpleNamespace(redis=None), pg_bookings=None)  # memory limits, SQLite
+    state = SimpleNamespace(limiter=limiter, pg_bookings=bookings)
+    assert Inline(state).polls() == [limiter.redis._pipe, bookings]
+    state = SimpleNamespace(limiter=RateLimiter(None), pg_bookings=None)  # memory limits, SQLite
     assert Inline(state).polls() == []
 
 

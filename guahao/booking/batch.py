@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 
 from guahao.booking.pg_async import (_LOCK_SESSIONS, _PLACE, SLOT_LOCK, BookingStore, _ACTIVE, booking_row,
-                                     read_slot_lock, slot_params, stopped_or_full)
+                                     read_slot_lock, session_stopped, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.errors import DomainError
@@ -154,13 +154,10 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     for (it, steps, _), (bid, left, room, status) in zip(writing, results):
         if bid is None and room:
             conflicts.append(it)  # a unique index refused the row
-        elif bid is None:
-            try:
-                outcomes[id(it)] = _after_write(steps, stopped_or_full(status))  # SESSION_FULL
-            except DomainError as e:  # SESSION_STOPPED
-                outcomes[id(it)] = e
+        elif bid is None and session_stopped(status):
+            outcomes[id(it)] = DomainError("SESSION_STOPPED")
         else:
-            outcomes[id(it)] = _after_write(steps, (bid, left))
+            outcomes[id(it)] = _after_write(steps, (bid, left))  # (None, None): no place was left
     # Everyone else is answered now: the winners of a batch do not wait for its conflicts' look-up.
     _answer([it for it in batch if id(it) in outcomes], outcomes)
     if conflicts:  # which index (the other transactions have committed by now): one query for all

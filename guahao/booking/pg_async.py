@@ -263,18 +263,15 @@ class BookingStore:
         except psycopg.errors.UniqueViolation as e:
             raise DomainError(integrity_code(e)) from None
         booking_id, left, status = row
-        if booking_id is None:
-            stopped_or_full(status)
-        return booking_id, left
+        if booking_id is None and session_stopped(status):
+            raise DomainError("SESSION_STOPPED")
+        return booking_id, left  # (None, None): no place left, which the booking's steps answer SESSION_FULL
 
 
-def stopped_or_full(status: str | None) -> tuple[None, None]:
-    """No place was taken: a session stopped since its slot was read (staff stopping it as it is booked)
-    is said to be stopped; otherwise (None, None), which the booking's steps answer SESSION_FULL. The
-    status is read in the write's own statement, as of its start."""
-    if status is not None and status != "open":
-        raise DomainError("SESSION_STOPPED")
-    return None, None
+def session_stopped(status: str | None) -> bool:
+    """A write took no place: was the session stopped since its slot was read (staff stopping it as it is
+    booked) rather than full? The status is read in the write's own statement, as of its start."""
+    return status is not None and status != "open"
 
 
 async def run_steps(steps, store):

@@ -126,20 +126,17 @@ def test_steps_that_must_ask_the_database_still_run_inside_the_batch(db, client)
     assert _counters_match(db)
 
 
-def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_booking(db, client):
-    """The other transaction has the row in but not committed when the batch writes: the unique index makes
-    the batch's insert wait, then do nothing — SLOT_TAKEN for that booking, the others book, counters hold."""
-    with db.transaction() as s:
-        doc = f.doctor(s, f.department(s, f.hospital(s)))
-        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=5))
-    p = _people(db, client, 3)
-    inserted, release = threading.Event(), threading.Event()
+def _batch_behind(db, hold, wanted):
+    """A batch of `wanted` (person, slot) while `hold(s)` has written in a transaction left open: the batch
+    waits for that transaction (asserted), which then commits. The outcomes, and the numbers in the order
+    their bookings were answered."""
+    holding, release = threading.Event(), threading.Event()
 
     def other():
         with db.sessions() as s:
-            service.book(s, NOW, p[0]["account"], slots[0], p[0]["patient"], "local")
+            hold(s)
             s.flush()
-            inserted.set()
+            holding.set()
             release.wait(10)
             s.commit()
 
@@ -147,7 +144,7 @@ def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_bookin
         conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
         await prepare(conn)
         try:
-            items = _items(asyncio.get_running_loop(), [(p[1], slots[0]), (p[2], slots[1])])
+            items = _items(asyncio.get_running_loop(), wanted)
             answered = []
             for it in items:
                 it.future.add_done_callback(lambda _, it=it: answered.append(it.slot_id))
@@ -156,19 +153,32 @@ def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_bookin
             assert not done.done()  # waiting for the other transaction's session row
             release.set()
             await done
-            # The booking that went in is answered before the conflict's look-up, not after it.
-            assert answered == [slots[1], slots[0]]
-            return [_outcome(i) for i in items]
+            return [_outcome(i) for i in items], answered
         finally:
             await conn.close()
     t = threading.Thread(target=other)
     t.start()
-    assert inserted.wait(10)
+    assert holding.wait(10)
     try:
-        assert asyncio.run(run()) == ["SLOT_TAKEN", slots[1]]
+        return asyncio.run(run())
     finally:
         release.set()
         t.join()
+
+
+def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_booking(db, client):
+    """The other transaction has the row in but not committed when the batch writes: the unique index makes
+    the batch's insert wait, then do nothing — SLOT_TAKEN for that booking, the others book, counters hold."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=5))
+    p = _people(db, client, 3)
+    outcomes, answered = _batch_behind(
+        db, lambda s: service.book(s, NOW, p[0]["account"], slots[0], p[0]["patient"], "local"),
+        [(p[1], slots[0]), (p[2], slots[1])])
+    assert outcomes == ["SLOT_TAKEN", slots[1]]
+    # The booking that went in is answered before the conflict's look-up, not after it.
+    assert answered == [slots[1], slots[0]]
     with db.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 2
     assert _counters_match(db)
@@ -185,36 +195,10 @@ def test_a_session_stopped_while_the_batch_runs_refuses_its_bookings_as_stopped(
     p = _people(db, client, 2)
     with db.reading() as s:
         sid = s.execute(text("SELECT session_id FROM slots WHERE id = :i"), dict(i=stopping[0])).scalar()
-    holding, release = threading.Event(), threading.Event()
-
-    def staff():
-        with db.sessions() as s:
-            s.execute(text("UPDATE clinic_sessions SET status = 'stopped' WHERE id = :i"), dict(i=sid))
-            holding.set()
-            release.wait(10)
-            s.commit()
-
-    async def run():
-        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
-        await prepare(conn)
-        try:
-            items = _items(asyncio.get_running_loop(), [(p[0], stopping[0]), (p[1], other[0])])
-            done = asyncio.ensure_future(batching.run_batch(conn, items, limit_span(LimitPolicy())))
-            await asyncio.sleep(0.5)
-            assert not done.done()  # waiting for the staff's lock on the session
-            release.set()
-            await done
-            return [_outcome(i) for i in items]
-        finally:
-            await conn.close()
-    t = threading.Thread(target=staff)
-    t.start()
-    assert holding.wait(10)
-    try:
-        assert asyncio.run(run()) == ["SESSION_STOPPED", other[0]]
-    finally:
-        release.set()
-        t.join()
+    outcomes, _ = _batch_behind(
+        db, lambda s: s.execute(text("UPDATE clinic_sessions SET status = 'stopped' WHERE id = :i"), dict(i=sid)),
+        [(p[0], stopping[0]), (p[1], other[0])])
+    assert outcomes == ["SESSION_STOPPED", other[0]]
     with db.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 1
     assert _counters_match(db)

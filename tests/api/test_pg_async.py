@@ -320,17 +320,13 @@ def test_an_unreachable_database_answers_503(pg):
     assert r.status_code == 503 and b"SERVICE_UNAVAILABLE" in r.body and "Retry-After" in r.headers
 
 
-def test_no_place_left_at_the_last_step_books_nothing(pg, world):
-    """The pre-check read a place, but the session filled meanwhile: the conditional update takes none,
-    no booking row is written, and the answer is SESSION_FULL."""
+def _book_on_loop_changed_after_read(pg, world, change) -> None:
+    """The first person books the first session's first number on the event loop; `change(person_id)`
+    runs once the slot was read (as `on_person`), behind the booking's back."""
     a = world["people"][0]
-    sid = world["sessions"][0]
-    full_after_read = []
 
-    async def person_known(person_id):  # runs after the slot was read: fill the session behind our back
-        with pg.transaction() as s:
-            s.execute(text("UPDATE clinic_sessions SET booked = capacity WHERE id = :i"), dict(i=sid))
-        full_after_read.append(person_id)
+    async def person_known(person_id):
+        change(person_id)
 
     async def run():
         bookings = _bookings(pg, size=1)
@@ -339,8 +335,26 @@ def test_no_place_left_at_the_last_step_books_nothing(pg, world):
                                 on_person=person_known)
         finally:
             await bookings.close()
+    asyncio.run(run())
+
+
+def _set_session(pg, sid: int, assignment: str) -> None:
+    with pg.transaction() as s:
+        s.execute(text(f"UPDATE clinic_sessions SET {assignment} WHERE id = :i"), dict(i=sid))
+
+
+def test_no_place_left_at_the_last_step_books_nothing(pg, world):
+    """The pre-check read a place, but the session filled meanwhile: the conditional update takes none,
+    no booking row is written, and the answer is SESSION_FULL."""
+    a = world["people"][0]
+    sid = world["sessions"][0]
+    full_after_read = []
+
+    def fill(person_id):
+        _set_session(pg, sid, "booked = capacity")
+        full_after_read.append(person_id)
     with pytest.raises(DomainError) as e:
-        asyncio.run(run())
+        _book_on_loop_changed_after_read(pg, world, fill)
     assert e.value.code == "SESSION_FULL" and full_after_read == [a["person"]]
     with pg.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
@@ -355,27 +369,15 @@ def test_a_session_stopped_after_its_slot_was_read_is_answered_stopped_not_full(
     a = world["people"][0]
     sid = world["sessions"][0]
 
-    def stop():
-        with pg.transaction() as s:
-            s.execute(text("UPDATE clinic_sessions SET status = 'stopped' WHERE id = :i"), dict(i=sid))
-
-    async def person_known(person_id):  # runs after the slot was read
-        stop()
-
-    async def on_loop():
-        bookings = _bookings(pg, size=1)
-        try:
-            await bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"], "local",
-                                on_person=person_known)
-        finally:
-            await bookings.close()
+    def stop(person_id):  # runs after the slot was read
+        _set_session(pg, sid, "status = 'stopped'")
 
     def through_repository():
         with pg.transaction() as s:
             service.book_with_view(s, NOW, a["account"], world["slots"][0][0], a["patient"], "local",
-                                   on_person=lambda person_id: stop())
+                                   on_person=stop)
     with pytest.raises(DomainError) as e:
-        asyncio.run(on_loop()) if how == "event loop" else through_repository()
+        _book_on_loop_changed_after_read(pg, world, stop) if how == "event loop" else through_repository()
     assert e.value.code == "SESSION_STOPPED"
     with pg.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0

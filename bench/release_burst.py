@@ -507,7 +507,8 @@ def summary(result: dict) -> str:
             f"                              book, until the patient's coroutine resumed (+ the generator's own "
             f"delay) {_lat(lat.get('book_as_seen_by_patients', {}))}",
             f"  attempts slower than 100 ms: {slow.get('over_100ms')} ({slow.get('sent_before_sold_out')} sent "
-            f"before sold out; by answer {slow.get('by_answer')}); p99 < 100 ms allows {slow.get('allowed_by_p99')}",
+            f"before sold out, {slow.get('in_first_wave')} of the first wave of {slow.get('first_wave')}; by answer "
+            f"{slow.get('by_answer')}); p99 < 100 ms allows {slow.get('allowed_by_p99')}",
             *_cpu_lines(run.get("cpu_cores")),
             f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
             f"answers {b['answer_codes']}",

@@ -35,6 +35,7 @@ log = logging.getLogger("guahao.gate")
 _FREED = "guahao_gate_freed"
 _WROTE = "guahao_gate_wrote"
 _MAX_ENTRIES = 200_000
+_SEP = ";"  # between the messages one publication carries
 # The gate of each database engine, so that a commit anywhere can reach it.
 _by_engine: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -58,7 +59,8 @@ class Gate:
         self._lock = threading.Lock()
         self._pub = None
         self._apub = None  # (event loop, redis.asyncio client)
-        self._publishing: set[asyncio.Task] = set()
+        self._publishing: set[asyncio.Task] = set()  # the task sending `_outbox`, while it runs
+        self._outbox: list[str] = []
         self._pub_down_until = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -163,10 +165,18 @@ class Gate:
         arrives only leaves them to learn from the database (their pages expire on their own)."""
         if not self.redis_url:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._publish_async(_booked_message(session_id, slot_id, places_left)))
-        self._publishing.add(task)  # a task nobody holds may be collected before it runs
-        task.add_done_callback(self._publishing.discard)
+        self._outbox.append(_booked_message(session_id, slot_id, places_left))
+        if not self._publishing:
+            task = asyncio.get_running_loop().create_task(self._send_outbox())
+            self._publishing.add(task)  # a task nobody holds may be collected before it runs
+            task.add_done_callback(self._publishing.discard)
+
+    async def _send_outbox(self) -> None:
+        # One PUBLISH at a time, carrying every booking told meanwhile: at the release instant a task per
+        # booking made the client open a connection for each one that overlapped another.
+        while self._outbox:
+            messages, self._outbox = self._outbox, []
+            await self._publish_async(_SEP.join(messages))
 
     def remember_slots(self, pairs) -> None:
         """(slot id, session id) pairs seen elsewhere (availability pages), so refusals need no lookup."""
@@ -281,14 +291,11 @@ class Gate:
                     msg = pubsub.get_message(timeout=1.0)
                     if msg is None:
                         continue
-                    origin, kind, *rest = msg["data"].decode().split(":")
+                    origin, _, messages = msg["data"].decode().partition(":")
                     if origin == me:
                         continue
-                    if kind == "f":
-                        self.freed(int(rest[0]), publish=False)
-                    elif kind == "b":
-                        sid, slot_id, left = (int(x) for x in rest)
-                        self.booked(slot_id, sid, None if left < 0 else left, self.generation, publish=False)
+                    for message in messages.split(_SEP):
+                        self._heard(message)
                 pubsub.close()
             except Exception as e:  # Redis away: flags fall back to the short TTL until it answers again
                 if self.subscribed:
@@ -297,6 +304,14 @@ class Gate:
                 stop.wait(1.0)
         if stop is self._stop:
             self.subscribed = False
+
+    def _heard(self, message: str) -> None:
+        kind, *rest = message.split(":")
+        if kind == "f":
+            self.freed(int(rest[0]), publish=False)
+        elif kind == "b":
+            sid, slot_id, left = (int(x) for x in rest)
+            self.booked(slot_id, sid, None if left < 0 else left, self.generation, publish=False)
 
 
 def _booked_message(session_id: int, slot_id: int, places_left: int | None) -> str:

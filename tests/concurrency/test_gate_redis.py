@@ -109,3 +109,31 @@ def test_a_worker_subscribes_when_it_starts_not_at_its_first_booking_attempt(db)
     assert gate._thread is None
     listener.join(5)
     assert not listener.is_alive() and not gate.subscribed
+
+
+def test_bookings_told_in_one_turn_go_out_as_one_publication_and_each_is_heard(two_gates):
+    """A task per booking made redis-py open a connection for each publication that overlapped another."""
+    import asyncio
+
+    import redis
+
+    a, b = two_gates
+    b.remember_slots([(3, 11)])
+    a.remember_slots([(3, 11)])
+    listener = redis.Redis.from_url(REDIS).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(b.channel)
+    assert listener.get_message(timeout=1.0) is None  # the subscription is up
+
+    async def three_bookings():
+        for slot, session, left in ((1, 10, 1), (2, 10, 0), (3, 11, 5)):
+            b.booked(slot, session, left, b.generation, publish=False)
+            b.publish_booked_soon(slot, session, left)
+        senders = len(b._publishing)
+        await asyncio.gather(*b._publishing)
+        return senders
+    assert asyncio.run(three_bookings()) == 1
+    published = [listener.get_message(timeout=1.0) for _ in range(2)]
+    listener.close()
+    assert published[0] is not None and published[1] is None
+    assert _wait(lambda: a.refusal(3, NOW) is not None, 2.0)
+    assert [a.refusal(s, NOW).code for s in (1, 2, 3)] == ["SESSION_FULL", "SESSION_FULL", "SLOT_TAKEN"]

@@ -88,7 +88,7 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
         news = is_news(e)
         raise
     finally:
-        await turns.give_back(news, body.slot_id)
+        turns.give_back(news, body.slot_id)
     if booked is not None:
         state.gate.publish_booked_soon(*booked)  # after the turn is given back
     return response

@@ -109,9 +109,7 @@ class Direct:
             gate.publish_booked_soon(*booked)
 
     def _give_back(self, news: bool) -> None:
-        # Turns.give_back takes the turns' lock: a task, so that the answer does not wait a turn for it.
-        task = asyncio.get_running_loop().create_task(turns_of(self.state).give_back(news, self.slot_id))
-        self.waiting = task
+        turns_of(self.state).give_back(news, self.slot_id)
 
     def _answer(self, response: Response) -> None:
         done, self.done = self.done, None

@@ -3,12 +3,17 @@
 A process lets as many bookings at the database at once as it has connections; the rest wait their turn.
 At the release instant hundreds wait, and most of them become sure losers while they wait: the session
 they want fills up, or the number they want is taken. A plain FIFO limiter makes each of them wait for a
-connection only to be refused by the gate afterwards, so their answer comes seconds late. Here a waiter is
-woken when something it may care about happened — a turn is free, or a booking took a place or found a
-session full — asks the gate again, and leaves at once with the refusal if it now has one.
+connection only to be refused by the gate afterwards, so their answer comes seconds late. Here the gate is
+asked again for every waiter whenever a booking of this process filled a session or found it full, and a
+waiter it now refuses leaves at once with that refusal; a free turn goes to the first waiter the gate does
+not refuse (one that wants a number just taken is refused on the way).
+
+Everything runs on the event loop, so there is no lock: a waiter is a future resolved with its outcome
+(None: a turn; otherwise the refusal).
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 
 
@@ -16,17 +21,22 @@ class Turns:
     def __init__(self, size: int):
         self.size = size
         self.free = size
-        self._cond = asyncio.Condition()
+        self._loop = asyncio.get_running_loop()
+        self._waiting: deque[tuple[asyncio.Future, Callable[[], object | None]]] = deque()
         # number -> resolved when this process's booking of it leaves the database
         self._busy: dict[object, asyncio.Future] = {}
-        self.queued = 0  # attempts waiting in `_turn`
+
+    @property
+    def queued(self) -> int:
+        """Attempts waiting for a turn."""
+        return len(self._waiting)
 
     def take_now(self, key: object) -> bool:
         """Take a turn without waiting, when one is free, nobody waits for one, and no booking of `key` of this
         process is at the database; False otherwise (then `take` waits)."""
-        if self.free and not self.queued and key not in self._busy:
+        if self.free and not self._waiting and key not in self._busy:
             self.free -= 1
-            self._busy[key] = asyncio.get_running_loop().create_future()
+            self._busy[key] = self._loop.create_future()
             return True
         return False
 
@@ -36,16 +46,12 @@ class Turns:
         `key` (the number wanted): while this process's booking of the same number is at the database, a
         second attempt waits for its outcome instead of a turn — when it books, the gate refuses the rest
         at once (SLOT_TAKEN); when it fails (a limit of that patient, say), the next one tries."""
-        # At the release instant most attempts arrive already refused: answered without the lock.
-        refusal = refused()
-        if refusal is not None:
-            return refusal
         while True:
+            refusal = refused()
+            if refusal is not None:
+                return refusal
             flight = self._busy.get(key) if key is not None else None
             if flight is not None:
-                refusal = refused()
-                if refusal is not None:
-                    return refusal
                 await asyncio.wait({flight})  # not `await flight`: a cancelled waiter must not cancel it
                 continue
             refusal = await self._turn(refused)
@@ -54,45 +60,62 @@ class Turns:
             if key is None:
                 return None
             if key in self._busy:  # another attempt took the number to the database while we queued
-                await self.give_back(False)
+                self.give_back(False)
                 continue
-            self._busy[key] = asyncio.get_running_loop().create_future()
+            self._busy[key] = self._loop.create_future()
             return None
 
     async def _turn(self, refused: Callable[[], object | None]):
-        async with self._cond:
-            while True:
-                refusal = refused()
-                if refusal is not None:
-                    if self.free:  # we may have been woken for this turn: hand it on
-                        self._cond.notify(1)
-                    return refusal
-                if self.free:
-                    self.free -= 1
-                    return None
-                self.queued += 1
-                try:
-                    await self._cond.wait()
-                except asyncio.CancelledError:
-                    if self.free:  # cancelled right after being woken: hand the wake-up on
-                        self._cond.notify(1)
-                    raise
-                finally:
-                    self.queued -= 1
+        if self.free and not self._waiting:
+            self.free -= 1
+            return None
+        waiter = self._loop.create_future()
+        entry = (waiter, refused)
+        self._waiting.append(entry)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result() is None:
+                self._hand_on()  # granted a turn just before the cancel: the next waiter gets it
+            elif entry in self._waiting:
+                self._waiting.remove(entry)
+            raise
 
-    async def give_back(self, news: bool, key: object = None) -> None:
+    def give_back(self, news: bool, key: object = None) -> None:
         """Return a turn; `news`: the gate may now refuse many waiters (a session was filled or found
-        full), so all of them look again; otherwise the next waiter gets the turn (and leaves it to the
-        next if the gate refuses it, a number just taken say). Attempts waiting for `key` look again."""
+        full), so all of them are asked again. The turn goes to the first waiter the gate does not refuse
+        (a number just taken, say, refuses the ones before it). Attempts waiting for `key` look again."""
         flight = self._busy.pop(key, None) if key is not None else None
         if flight is not None:
             flight.set_result(None)
-        async with self._cond:
-            self.free += 1
-            if news:
-                self._cond.notify_all()
+        if news:
+            self._refuse_waiters()
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._waiting:
+            waiter, refused = self._waiting.popleft()
+            if waiter.done():
+                continue
+            refusal = refused()
+            waiter.set_result(refusal)
+            if refusal is None:
+                return
+        self.free += 1
+
+    def _refuse_waiters(self) -> None:
+        """Every waiter the gate now refuses leaves with its refusal; the others keep their place."""
+        keep = deque()
+        for entry in self._waiting:
+            waiter, refused = entry
+            if waiter.done():
+                continue
+            refusal = refused()
+            if refusal is None:
+                keep.append(entry)
             else:
-                self._cond.notify(1)
+                waiter.set_result(refusal)
+        self._waiting = keep
 
 
 def turns_of(state) -> Turns:

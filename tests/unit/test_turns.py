@@ -16,7 +16,7 @@ def test_never_more_than_size_and_everyone_gets_a_turn():
             most = max(most, inside)
             await asyncio.sleep(0.001)
             inside -= 1
-            await turns.give_back(False)
+            turns.give_back(False)
         await asyncio.gather(*(one() for _ in range(50)))
         return most, turns.free
     assert asyncio.run(main()) == (3, 3)
@@ -31,7 +31,7 @@ def test_waiters_leave_with_the_refusal_the_gate_learns_meanwhile():
         await asyncio.sleep(0.01)
         assert not any(t.done() for t in waiting)
         full.add(1)  # the booking filled session 1
-        await turns.give_back(True)
+        turns.give_back(True)
         answers = await asyncio.gather(*waiting)
         return answers, turns.free
     answers, free = asyncio.run(main())
@@ -46,12 +46,12 @@ def test_a_turn_is_not_lost_when_its_waiter_is_cancelled():
         first = asyncio.create_task(turns.take(lambda: None))
         second = asyncio.create_task(turns.take(lambda: None))
         await asyncio.sleep(0.01)
-        await turns.give_back(False)  # wakes `first`
+        turns.give_back(False)  # wakes `first`
         first.cancel()
         await asyncio.sleep(0.01)
         if not first.cancelled():  # the wake-up won the race: `first` holds the turn and returns it
             assert first.result() is None
-            await turns.give_back(False)
+            turns.give_back(False)
         return await asyncio.wait_for(second, 2)
     assert asyncio.run(main()) is None
 
@@ -67,7 +67,7 @@ def test_a_second_attempt_at_a_number_waits_for_the_first_and_leaves_with_its_re
             at_db.append(slot)
             await asyncio.sleep(0.02)
             taken.add(slot)  # booked
-            await turns.give_back(False, slot)
+            turns.give_back(False, slot)
             return "booked"
         answers = await asyncio.gather(*(attempt(s) for s in (7, 7, 7, 8)))
         return answers, at_db, turns.free
@@ -84,7 +84,7 @@ def test_when_the_first_attempt_at_a_number_fails_the_next_one_tries():
             assert await turns.take(lambda: None, 7) is None
             at_db.append(who)
             await asyncio.sleep(0.01)
-            await turns.give_back(False, 7)  # refused for this patient only (a limit): the number is free
+            turns.give_back(False, 7)  # refused for this patient only (a limit): the number is free
         first = asyncio.create_task(attempt("a"))
         await asyncio.sleep(0)
         second = asyncio.create_task(attempt("b"))
@@ -105,6 +105,21 @@ def test_a_cancelled_waiter_for_a_number_does_not_disturb_the_others():
         waiters[0].cancel()
         await asyncio.sleep(0.01)
         taken.add(7)
-        await turns.give_back(False, 7)
+        turns.give_back(False, 7)
         return await asyncio.wait_for(waiters[1], 2), turns.free
     assert asyncio.run(main()) == ("SLOT_TAKEN", 2)
+
+
+def test_a_turn_given_back_goes_past_the_waiters_the_gate_now_refuses():
+    async def main():
+        turns, taken = Turns(1), set()
+        assert await turns.take(lambda: None) is None
+        waiting = [asyncio.create_task(turns.take(lambda s=s: "SLOT_TAKEN" if s in taken else None))
+                   for s in (7, 7, 8, 9)]
+        await asyncio.sleep(0.01)
+        taken.add(7)  # the booking took number 7: no news for the session, the turn goes on
+        turns.give_back(False)
+        await asyncio.sleep(0.01)
+        return [t.result() if t.done() else "waiting" for t in waiting], turns.free, turns.queued
+    # Both 7s leave refused, 8 gets the turn, 9 still waits.
+    assert asyncio.run(main()) == (["SLOT_TAKEN", "SLOT_TAKEN", None, "waiting"], 0, 1)

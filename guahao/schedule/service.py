@@ -42,7 +42,9 @@ def slots_with_state(s: Session, session_ids: list[int]) -> dict[int, list[tuple
         return out
     held = set(s.scalars(select(Booking.slot_id).where(
         Booking.session_id.in_(session_ids), Booking.status.in_(ACTIVE_STATUSES))))
-    for slot in s.scalars(select(Slot).where(Slot.session_id.in_(session_ids)).order_by(Slot.session_id, Slot.seq)):
+    # Plain rows, not entities: the availability page reads 300 of them per rendering under the refresh storm.
+    for slot in s.execute(select(Slot.id, Slot.session_id, Slot.seq, Slot.starts_at, Slot.ends_at)
+                          .where(Slot.session_id.in_(session_ids)).order_by(Slot.session_id, Slot.seq)):
         out[slot.session_id].append((slot, slot.id in held))
     return out
 

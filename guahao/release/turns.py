@@ -97,7 +97,9 @@ class Turns:
             waiter, refused = self._waiting.popleft()
             if waiter.done():
                 continue
-            refusal = refused()
+            refusal = _ask(waiter, refused)
+            if refusal is _FAILED:
+                continue
             waiter.set_result(refusal)
             if refusal is None:
                 return
@@ -110,12 +112,25 @@ class Turns:
             waiter, refused = entry
             if waiter.done():
                 continue
-            refusal = refused()
+            refusal = _ask(waiter, refused)
             if refusal is None:
                 keep.append(entry)
-            else:
+            elif refusal is not _FAILED:
                 waiter.set_result(refusal)
         self._waiting = keep
+
+
+_FAILED = object()
+
+
+def _ask(waiter: asyncio.Future, refused: Callable[[], object | None]):
+    """The gate's answer for a waiter, asked by whoever gives a turn back: should the gate fail, that
+    waiter fails (its caller answers it as any failure), not the booking giving its turn back."""
+    try:
+        return refused()
+    except Exception as e:
+        waiter.set_exception(e)
+        return _FAILED
 
 
 def turns_of(state) -> Turns:

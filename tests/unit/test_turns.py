@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from guahao.release.turns import Turns
 
 
@@ -123,3 +125,23 @@ def test_a_turn_given_back_goes_past_the_waiters_the_gate_now_refuses():
         return [t.result() if t.done() else "waiting" for t in waiting], turns.free, turns.queued
     # Both 7s leave refused, 8 gets the turn, 9 still waits.
     assert asyncio.run(main()) == (["SLOT_TAKEN", "SLOT_TAKEN", None, "waiting"], 0, 1)
+
+
+def test_a_gate_failing_for_a_waiter_fails_that_waiter_not_the_booking_giving_its_turn_back():
+    async def main():
+        turns, asked = Turns(1), []
+
+        def broken():
+            asked.append(1)
+            if len(asked) > 1:  # fine when the attempt arrived, broken when the turn comes back
+                raise RuntimeError("gate broken")
+        assert await turns.take(lambda: None) is None
+        failing = asyncio.create_task(turns.take(broken))
+        fine = asyncio.create_task(turns.take(lambda: None))
+        await asyncio.sleep(0.01)
+        turns.give_back(False)  # must not raise
+        got = await asyncio.wait_for(fine, 2)
+        with pytest.raises(RuntimeError):
+            await failing
+        return got, turns.free
+    assert asyncio.run(main()) == (None, 0)

@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from guahao.booking.models import ACTIVE_STATUSES, Booking
@@ -36,8 +36,9 @@ def sessions_for(s: Session, department_id: int | None, visit_date: date | None,
     return s.execute(q).all()
 
 
-def slots_with_state(s: Session, session_ids: list[int]) -> dict[int, list[tuple[Slot, bool]]]:
-    out: dict[int, list[tuple[Slot, bool]]] = {sid: [] for sid in session_ids}
+def slots_with_state(s: Session, session_ids: list[int]) -> dict[int, list[tuple[Row, bool]]]:
+    """Each session's slots (rows of id, session_id, seq, starts_at, ends_at) and whether one is held."""
+    out: dict[int, list[tuple[Row, bool]]] = {sid: [] for sid in session_ids}
     if not session_ids:
         return out
     held = set(s.scalars(select(Booking.slot_id).where(

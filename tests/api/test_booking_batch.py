@@ -184,6 +184,27 @@ def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_bookin
     assert _counters_match(db)
 
 
+def test_a_batch_reads_its_persons_visits_under_their_locks(db, client):
+    """The other transaction holds a person's lock while it books that person's second visit of the day:
+    the batch waits for the lock and then counts both visits (DAILY_LIMIT) — its visits are read after
+    the locks are taken, not as of the moment the batch began."""
+    with db.transaction() as s:
+        h = f.hospital(s)
+        first, second, third = (f.slot_ids(s, f.session(s, f.doctor(s, f.department(s, h, name=n)), D1, "AM"))
+                                for n in ("心内科", "消化内科", "呼吸内科"))
+    p = _people(db, client, 2)
+
+    def hold(s):
+        for slot in (first[0], second[0]):
+            service.book(s, NOW, p[0]["account"], slot, p[0]["patient"], "local")
+    outcomes, _ = _batch_behind(db, hold, [(p[0], third[0]), (p[1], third[1])])
+    assert outcomes == ["DAILY_LIMIT", third[1]]
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings WHERE person_id = :p"),
+                         dict(p=p[0]["person"])).scalar() == 2
+    assert _counters_match(db)
+
+
 def test_a_session_stopped_while_the_batch_runs_refuses_its_bookings_as_stopped(db, client):
     """Staff stop a session after the batch read its slots (their transaction holds the session's row when
     the batch locks the sessions): its booking is answered SESSION_STOPPED, not SESSION_FULL; the other

@@ -4,8 +4,13 @@ At the release instant a worker's bookings queue for its few database connection
 two round trips long whatever it carries. Here a connection takes every pending booking it can (distinct
 persons and numbers, the person known ahead) and carries them out together:
 
-1. `BEGIN`, then each booking's slot read, person lock and visits (persons in id order, as every batch
-   locks them: two batches never wait for each other in a circle) — one message;
+1. `BEGIN`, the batch's persons locked in one statement (in id order, as every batch locks them: two
+   batches never wait for each other in a circle), then every booking's slot and its person's visits in
+   one more, read under those locks — one message, three results (pg_async.LOCK_PERSONS,
+   SLOTS_AND_VISITS). Each result costs the bookings' thread the interpreter once or twice (psycopg reads
+   it outside the GIL) and, at the release instant, a wait to get it back from the server's loop: with a
+   slot read, a lock and visits per booking (25 results for 8), this round trip took 12–17 ms at T, now
+   5–6 ms (bench/release_burst.py, timed inside the workers);
 2. each booking's rules, as `service.booking_steps` has them, in Python;
 3. the sessions of those that passed locked in id order, then each booking row with its session's place —
    `ON CONFLICT DO NOTHING` stands for the unique indexes' refusal, so one booking's lost number does not
@@ -16,13 +21,14 @@ and books each of its bookings alone, as before.
 """
 
 import asyncio
+import functools
 import inspect
+from collections import namedtuple
 from dataclasses import dataclass
 import psycopg
-from psycopg.rows import namedtuple_row
 
-from guahao.booking.pg_async import (_LOCK_SESSIONS, _PLACE, SLOT_LOCK, BookingStore, _ACTIVE, booking_row,
-                                     read_slot_lock, session_stopped, slot_params)
+from guahao.booking.pg_async import (_LOCK_PERSONS, _LOCK_SESSIONS, _PLACE, _SLOTS_AND_VISITS, BookingStore, _ACTIVE,
+                                     booking_row, session_stopped, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.errors import DomainError
@@ -123,10 +129,7 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     batch = sorted(batch, key=lambda i: i.person_id)
     params = [slot_params(it.slot_id, it.account_id, it.patient_id, (it.person_id, local(it.now).date(), span))
               for it in batch]
-    async with psycopg.AsyncClientCursor(conn, row_factory=namedtuple_row) as cur:
-        # BEGIN_SLOT_LOCK for every booking, in one message.
-        await cur.execute("; ".join(["BEGIN", *(cur.mogrify(SLOT_LOCK, p) for p in params)]))
-        reads = [(p, *await read_slot_lock(cur)) for p in params]
+    reads = await _read(conn, params)
     outcomes: dict[int, object] = {}  # id(item) -> view or refusal
     writing = []  # (item, its steps, its row)
     for it, read in zip(batch, reads):
@@ -167,6 +170,33 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
         for it in conflicts:
             outcomes[id(it)] = DomainError("SLOT_TAKEN" if it.slot_id in held else "DUPLICATE_DEPARTMENT_DAY")
         _answer(conflicts, outcomes)
+
+
+async def _read(conn: psycopg.AsyncConnection, params: list[dict]) -> list[tuple]:
+    """The batch's first round trip: BEGIN, its persons' locks (LOCK_PERSONS), then its slots and visits
+    (SLOTS_AND_VISITS) — three results for the whole batch. Each booking's (params, slot row, person lock
+    row, visits), as `BookingStore._slot_read` takes them."""
+    arrays = dict(pids=[p["pid"] for p in params], todays=[p["today"] for p in params],
+                  slot_ids=[p["slot_id"] for p in params], account_ids=[p["account_id"] for p in params],
+                  patient_ids=[p["patient_id"] for p in params], los=[p["lo"] for p in params])
+    async with psycopg.AsyncClientCursor(conn) as cur:
+        await cur.execute(f"BEGIN; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}", arrays)
+        cur.nextset()
+        bans = {pid: (ban,) for pid, ban in await cur.fetchall()}
+        cur.nextset()
+        slot_row = _slot_row(tuple(c.name for c in cur.description[:-3]))
+        rows = await cur.fetchall()
+    reads = []
+    for p, row in zip(params, rows):
+        *slot, hospitals, departments, dates = row
+        visits = list(zip(hospitals, departments, dates)) if hospitals else []
+        reads.append((p, slot_row(*slot) if slot[0] is not None else None, bans.get(p["pid"]), visits))
+    return reads
+
+
+@functools.cache
+def _slot_row(names: tuple[str, ...]):
+    return namedtuple("SlotRow", names)
 
 
 def _answer(items: list, outcomes: dict) -> None:

@@ -81,6 +81,31 @@ taken AS (
 SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room),
        (SELECT status FROM clinic_sessions WHERE id = %(session_id)s)"""
 
+# A batch's first round trip in two statements whatever its size (each result costs the bookings' thread
+# the interpreter: see batch.py): its persons locked in id order, as every batch locks them, with their
+# bans; then, under those locks, every booking's slot (SLOT_FOR_BOOKING) and its person's visits from a
+# date on (the slot's date is not known yet), in the order given.
+LOCK_PERSONS = """
+WITH locked AS (
+    UPDATE persons SET booking_version = booking_version + 1
+    WHERE id IN (SELECT id FROM persons WHERE id = ANY(%(pids)s::int[]) ORDER BY id FOR NO KEY UPDATE)
+    RETURNING id)
+SELECT w.pid, (SELECT max(ends_on) FROM bans WHERE person_id = w.pid AND lifted_at IS NULL
+               AND ends_on > w.today)
+FROM unnest(%(pids)s::int[], %(todays)s::date[]) AS w(pid, today) JOIN locked ON locked.id = w.pid"""
+_ONE_SLOT = (SLOT_FOR_BOOKING.replace("%(slot_id)s", "r.slot_id").replace("%(account_id)s", "r.account_id")
+             .replace("%(patient_id)s", "r.patient_id"))
+SLOTS_AND_VISITS = f"""
+SELECT s.*, v.hospitals, v.departments, v.dates
+FROM unnest(%(slot_ids)s::int[], %(account_ids)s::int[], %(patient_ids)s::int[], %(pids)s::int[],
+            %(los)s::date[]) WITH ORDINALITY AS r(slot_id, account_id, patient_id, pid, lo, n)
+LEFT JOIN LATERAL ({_ONE_SLOT}) s ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(hospital_id) AS hospitals, array_agg(department_id) AS departments,
+           array_agg(visit_date) AS dates
+    FROM bookings WHERE person_id = r.pid AND status IN ({_ACTIVE}) AND visit_date >= r.lo) v ON true
+ORDER BY r.n"""
+
 
 def _prepared(name: str, sql: str) -> tuple[str, str]:
     """(PREPARE once per connection, EXECUTE with the statement's named parameters): several statements
@@ -99,8 +124,10 @@ _PREPARE_NEAR, _NEAR = _prepared("guahao_visits_near", VISITS_NEAR)
 # other batch of those sessions waits for, so planning them there lengthened every wait.
 _PREPARE_LOCK_SESSIONS, _LOCK_SESSIONS = _prepared("guahao_lock_sessions", LOCK_SESSIONS)
 _PREPARE_PLACE, _PLACE = _prepared("guahao_place", PLACE)
+_PREPARE_LOCK_PERSONS, _LOCK_PERSONS = _prepared("guahao_lock_persons", LOCK_PERSONS)
+_PREPARE_SLOTS_AND_VISITS, _SLOTS_AND_VISITS = _prepared("guahao_slots_and_visits", SLOTS_AND_VISITS)
 PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR, _PREPARE_LOCK_SESSIONS,
-                       _PREPARE_PLACE))
+                       _PREPARE_PLACE, _PREPARE_LOCK_PERSONS, _PREPARE_SLOTS_AND_VISITS))
 # Round trips of a booking: the transaction's start and the slot; the person's lock and visits; the
 # booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
 BEGIN_SLOT = f"BEGIN; {_SLOT}"
@@ -136,7 +163,8 @@ async def read_slot_lock(cur) -> tuple:
 # Ids that match nothing, for running each statement once when a connection opens (`prepare`).
 _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, patient_id=0, pid=0,
                today=date(2000, 1, 1), lo=date(2000, 1, 1), hi=date(2000, 1, 1), hospital_id=0, session_id=0,
-               ids=[0])
+               ids=[0], pids=[0], todays=[date(2000, 1, 1)], slot_ids=[0], account_ids=[0], patient_ids=[0],
+               los=[date(2000, 1, 1)])
 # A connection's first run of a statement is several times slower than the next ones: PostgreSQL plans it
 # and fills that backend's catalog caches (tables, indexes, statistics). The connections are opened when the
 # server starts and, before the release, carry no booking, so at T every first batch paid for that: timed
@@ -146,7 +174,7 @@ _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, pati
 # (The COMMIT ends the message's implicit transaction: without it the BEGIN would take the SET in, and the
 # ROLLBACK undo it.)
 WARM = (f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; "
-        f"{_LOCK_SESSIONS}; {_PLACE}; ROLLBACK")
+        f"{_LOCK_SESSIONS}; {_PLACE}; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}; ROLLBACK")
 
 
 def booking_row(values: dict) -> dict:

@@ -96,6 +96,26 @@ def test_a_batch_answers_each_booking_as_it_would_be_answered_alone(db, client):
     assert _counters_match(db)
 
 
+def test_a_batch_answers_a_missing_number_and_another_accounts_patient_as_not_found(db, client):
+    with db.transaction() as s:
+        slots = f.slot_ids(s, f.session(s, f.doctor(s, f.department(s, f.hospital(s))), D1, "AM"))
+    p = _people(db, client, 3)
+    stranger = dict(p[1], account=p[0]["account"])  # a patient of another account
+
+    async def run():
+        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        await prepare(conn)
+        try:
+            items = _items(asyncio.get_running_loop(),
+                           [(p[0], slots[-1] + 1000), (stranger, slots[1]), (p[2], slots[2])])
+            await batching.run_batch(conn, items, limit_span(LimitPolicy()))
+            return [_outcome(i) for i in items]
+        finally:
+            await conn.close()
+    assert asyncio.run(run()) == ["NOT_FOUND", "NOT_FOUND", slots[2]]
+    assert _counters_match(db)
+
+
 def test_steps_that_must_ask_the_database_still_run_inside_the_batch(db, client):
     """A batch answers its bookings' steps from its first round trip as plain calls; a visit card, or a
     person other than the one expected, still asks the database on the batch's connection."""

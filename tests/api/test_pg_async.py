@@ -560,8 +560,9 @@ def test_a_new_connection_has_planned_every_booking_statement_before_its_first_b
         finally:
             await bookings.close()
     plans, mode, status = asyncio.run(run())
-    assert [p[0] for p in plans] == ["guahao_has_visit_card", "guahao_lock_person", "guahao_lock_sessions",
-                                     "guahao_place", "guahao_slot_for_booking", "guahao_visits_near"]
+    assert [p[0] for p in plans] == ["guahao_has_visit_card", "guahao_lock_person", "guahao_lock_persons",
+                                     "guahao_lock_sessions", "guahao_place", "guahao_slot_for_booking",
+                                     "guahao_slots_and_visits", "guahao_visits_near"]
     assert all(generic == 1 and custom == 0 for _, generic, custom in plans)
     assert mode == "force_generic_plan" and status == psycopg.pq.TransactionStatus.IDLE
 

@@ -135,8 +135,7 @@ LOCK_AND_VISITS = f"{_LOCK}; {_NEAR}"
 # When the person behind the patient is known before the slot is read (security/guards reads it ahead of
 # the release): their lock and visits go with the slot, two round trips in all. Their visits are read from
 # a date on (no slot's date is known yet) and the ones near the visit date picked out afterwards.
-SLOT_LOCK = f"{_SLOT}; {LOCK_AND_VISITS}"
-BEGIN_SLOT_LOCK = f"BEGIN; {SLOT_LOCK}"
+BEGIN_SLOT_LOCK = f"BEGIN; {_SLOT}; {LOCK_AND_VISITS}"
 _NO_END = date(9999, 12, 31)
 
 

@@ -1,7 +1,7 @@
 """Building blocks for tests: valid ID numbers, a hospital with sessions, signed-up accounts."""
 
 import itertools
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from stdnum.cn import ric
 

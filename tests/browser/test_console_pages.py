@@ -66,7 +66,7 @@ def test_staff_of_hospital_a_cannot_open_hospital_b(desktop_page, live_server, s
 
 
 def test_clerk_finds_booking_by_name_and_id_digits_and_cancels(desktop_page, live_server, shot, login_staff):
-    page, url = desktop_page, live_server.url
+    page = desktop_page
     serial, id_no = _book(live_server, "孙丽", day_offset=4)
     login_staff(page, "a-clerk")
     page.fill("#name", "孙丽")

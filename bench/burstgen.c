@@ -326,7 +326,8 @@ static void answered(Conn *c, int status, double t1, const char *body, size_t bl
         }
         record('b', c->t0, t1, status, code, pi, c->slot, booking);
         p->tries_left--;
-        if (!strcmp(code, "SLOT_TAKEN") || !strcmp(code, "SESSION_FULL") || !strcmp(code, "NOT_RELEASED"))
+        if (!strcmp(code, "SLOT_TAKEN") || !strcmp(code, "SLOT_BUSY") || !strcmp(code, "SESSION_FULL")
+            || !strcmp(code, "NOT_RELEASED"))
             push(pi, REREAD);
         else
             finished++;

@@ -29,7 +29,7 @@ from guahao.schedule.rules import PERIODS, slot_periods
 PASSWORD = "burst1234"
 # uvloop's loop.time() counts whole milliseconds: latencies are taken from the performance counter.
 clock = time.perf_counter
-LOSING = ("SLOT_TAKEN", "SESSION_FULL")
+LOSING = ("SLOT_TAKEN", "SLOT_BUSY", "SESSION_FULL")
 
 
 @dataclass

@@ -23,6 +23,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NOT_RELEASED": (409, "该号源尚未放号"),
     "OUT_OF_WINDOW": (409, "该日期不在可预约范围内"),
     "SLOT_TAKEN": (409, "该号已被预约，请选择其他号源"),
+    "SLOT_BUSY": (409, "该号正在被其他患者预约，请选择其他号源或稍后再试"),
     "SESSION_FULL": (409, "该出诊号源已约满"),
     "SESSION_STOPPED": (409, "该出诊已停诊"),
     "NOT_BOOKABLE_ONLINE": (409, "该号别不支持线上预约，请到医院窗口或电话预约"),

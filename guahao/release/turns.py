@@ -8,6 +8,13 @@ asked again for every waiter whenever a booking of this process filled a session
 waiter it now refuses leaves at once with that refusal; a free turn goes to the first waiter the gate does
 not refuse (one that wants a number just taken is refused on the way).
 
+One attempt per number at a time: while this process's booking of a number is at the database, another
+attempt at the same number is answered SLOT_BUSY at once — the number is being booked by someone else,
+which is true, and that booking almost always succeeds. Waiting for its outcome instead kept the second
+patient as long as the first (the slowest answers of the release instant, bench/release_burst.py) only to
+tell them SLOT_TAKEN. Should the first fail (a limit of that patient), the number is free again and the
+next attempt at it goes on.
+
 Everything runs on the event loop, so there is no lock: a waiter is a future resolved with its outcome
 (None: a turn; otherwise the refusal).
 """
@@ -16,6 +23,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from guahao.errors import DomainError
+
 
 class Turns:
     def __init__(self, size: int):
@@ -23,8 +32,7 @@ class Turns:
         self.free = size
         self._loop = asyncio.get_running_loop()
         self._waiting: deque[tuple[asyncio.Future, Callable[[], object | None]]] = deque()
-        # number -> resolved when this process's booking of it leaves the database
-        self._busy: dict[object, asyncio.Future] = {}
+        self._busy: set = set()  # the numbers this process's bookings have at the database
 
     @property
     def queued(self) -> int:
@@ -33,27 +41,24 @@ class Turns:
 
     def take_now(self, key: object) -> bool:
         """Take a turn without waiting, when one is free, nobody waits for one, and no booking of `key` of this
-        process is at the database; False otherwise (then `take` waits)."""
+        process is at the database; False otherwise (then `take` answers)."""
         if self.free and not self._waiting and key not in self._busy:
             self.free -= 1
-            self._busy[key] = self._loop.create_future()
+            self._busy.add(key)
             return True
         return False
 
     async def take(self, refused: Callable[[], object | None], key: object = None):
         """Wait for a turn; returns None once it has one, or the first refusal `refused()` gives meanwhile.
 
-        `key` (the number wanted): while this process's booking of the same number is at the database, a
-        second attempt waits for its outcome instead of a turn — when it books, the gate refuses the rest
-        at once (SLOT_TAKEN); when it fails (a limit of that patient, say), the next one tries."""
+        `key` (the number wanted): while this process's booking of the same number is at the database, the
+        answer is a SLOT_BUSY refusal, before or after waiting for a turn."""
         while True:
             refusal = refused()
             if refusal is not None:
                 return refusal
-            flight = self._busy.get(key) if key is not None else None
-            if flight is not None:
-                await asyncio.wait({flight})  # not `await flight`: a cancelled waiter must not cancel it
-                continue
+            if key is not None and key in self._busy:
+                return DomainError("SLOT_BUSY")
             refusal = await self._turn(refused)
             if refusal is not None:
                 return refusal
@@ -61,8 +66,8 @@ class Turns:
                 return None
             if key in self._busy:  # another attempt took the number to the database while we queued
                 self.give_back(False)
-                continue
-            self._busy[key] = self._loop.create_future()
+                return DomainError("SLOT_BUSY")
+            self._busy.add(key)
             return None
 
     async def _turn(self, refused: Callable[[], object | None]):
@@ -84,10 +89,9 @@ class Turns:
     def give_back(self, news: bool, key: object = None) -> None:
         """Return a turn; `news`: the gate may now refuse many waiters (a session was filled or found
         full), so all of them are asked again. The turn goes to the first waiter the gate does not refuse
-        (a number just taken, say, refuses the ones before it). Attempts waiting for `key` look again."""
-        flight = self._busy.pop(key, None) if key is not None else None
-        if flight is not None:
-            flight.set_result(None)
+        (a number just taken, say, refuses the ones before it). `key`: the number this turn had at the
+        database, free for another attempt now."""
+        self._busy.discard(key)
         if news:
             self._refuse_waiters()
         self._hand_on()

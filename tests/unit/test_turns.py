@@ -58,58 +58,61 @@ def test_a_turn_is_not_lost_when_its_waiter_is_cancelled():
     assert asyncio.run(main()) is None
 
 
-def test_a_second_attempt_at_a_number_waits_for_the_first_and_leaves_with_its_refusal():
+def test_a_second_attempt_at_a_number_is_answered_busy_at_once():
     async def main():
         turns, taken, at_db = Turns(4), set(), []
 
         async def attempt(slot):
             refusal = await turns.take(lambda: "SLOT_TAKEN" if slot in taken else None, slot)
             if refusal is not None:
-                return refusal
+                return getattr(refusal, "code", refusal)
             at_db.append(slot)
             await asyncio.sleep(0.02)
             taken.add(slot)  # booked
             turns.give_back(False, slot)
             return "booked"
-        answers = await asyncio.gather(*(attempt(s) for s in (7, 7, 7, 8)))
-        return answers, at_db, turns.free
-    answers, at_db, free = asyncio.run(main())
-    # Turns were free, yet only one attempt per number went to the database.
-    assert answers == ["booked", "SLOT_TAKEN", "SLOT_TAKEN", "booked"] and sorted(at_db) == [7, 8] and free == 4
+        tasks = [asyncio.create_task(attempt(s)) for s in (7, 7, 7, 8)]
+        await asyncio.sleep(0.005)
+        early = [t.result() if t.done() else "waiting" for t in tasks]
+        answers = await asyncio.gather(*tasks)
+        late = await attempt(7)  # after the booking: the gate's refusal, not busy
+        return early, answers, late, at_db, turns.free
+    early, answers, late, at_db, free = asyncio.run(main())
+    # Turns were free, yet only one attempt per number went to the database; the others did not wait for it.
+    assert early == ["waiting", "SLOT_BUSY", "SLOT_BUSY", "waiting"]
+    assert answers == ["booked", "SLOT_BUSY", "SLOT_BUSY", "booked"] and late == "SLOT_TAKEN"
+    assert sorted(at_db) == [7, 8] and free == 4
 
 
 def test_when_the_first_attempt_at_a_number_fails_the_next_one_tries():
     async def main():
         turns, at_db = Turns(4), []
-
-        async def attempt(who):
-            assert await turns.take(lambda: None, 7) is None
-            at_db.append(who)
-            await asyncio.sleep(0.01)
-            turns.give_back(False, 7)  # refused for this patient only (a limit): the number is free
-        first = asyncio.create_task(attempt("a"))
-        await asyncio.sleep(0)
-        second = asyncio.create_task(attempt("b"))
-        await asyncio.sleep(0.005)
-        assert at_db == ["a"]  # b waits for a's outcome, not for a turn
-        await asyncio.gather(first, second)
-        return at_db, turns.free
-    assert asyncio.run(main()) == (["a", "b"], 4)
-
-
-def test_a_cancelled_waiter_for_a_number_does_not_disturb_the_others():
-    async def main():
-        turns, taken = Turns(2), set()
         assert await turns.take(lambda: None, 7) is None
-        waiters = [asyncio.create_task(turns.take(lambda: "SLOT_TAKEN" if 7 in taken else None, 7))
-                   for _ in range(2)]
-        await asyncio.sleep(0.01)
-        waiters[0].cancel()
-        await asyncio.sleep(0.01)
-        taken.add(7)
+        at_db.append("a")
+        busy = await turns.take(lambda: None, 7)
+        turns.give_back(False, 7)  # refused for this patient only (a limit): the number is free
+        assert await turns.take(lambda: None, 7) is None
+        at_db.append("c")
         turns.give_back(False, 7)
-        return await asyncio.wait_for(waiters[1], 2), turns.free
-    assert asyncio.run(main()) == ("SLOT_TAKEN", 2)
+        return busy.code, at_db, turns.free
+    assert asyncio.run(main()) == ("SLOT_BUSY", ["a", "c"], 4)
+
+
+def test_an_attempt_queued_for_a_turn_is_busy_when_its_number_went_to_the_database_meanwhile():
+    async def main():
+        turns = Turns(2)
+        assert await turns.take(lambda: None, 1) is None  # both turns taken
+        assert await turns.take(lambda: None, 2) is None
+        first = asyncio.create_task(turns.take(lambda: None, 7))
+        second = asyncio.create_task(turns.take(lambda: None, 7))
+        await asyncio.sleep(0.01)
+        assert not first.done() and not second.done()  # both queue for a turn, number 7 not yet busy
+        turns.give_back(False, 1)  # first gets a turn and takes 7 to the database
+        assert await asyncio.wait_for(first, 2) is None
+        turns.give_back(False, 2)  # second gets the other turn, finds 7 busy, and gives the turn back
+        busy = await asyncio.wait_for(second, 2)
+        return busy.code, turns.free
+    assert asyncio.run(main()) == ("SLOT_BUSY", 1)
 
 
 def test_a_turn_given_back_goes_past_the_waiters_the_gate_now_refuses():

@@ -67,14 +67,15 @@ async def attempt(request: Request, account_id: int, body: AppointmentIn, idempo
     now = state.clock.now()
     # Rate limits (429) first: a scalper's refused attempts spend their budget too.
     person_counted = await booking_attempt_async(request, account_id, body.patient_id)
-    # A retried Idempotency-Key must get its first answer again, which only the database knows.
+    # A retried Idempotency-Key must get its first answer again, which only the database knows: neither the
+    # gate nor a number busy at the database (it waits for that booking instead) answers it.
     gate = state.gate if idempotency_key is None else None
     # The gate is asked first, then, while the attempt waits for one of the process's turns at the database
     # (one per connection), again whenever a booking has taught it something: at the release instant the
     # queue empties into refusals instead of into the database.
     turns = turns_of(state)
     refusal = await turns.take(lambda: gate.refusal(body.slot_id, now) if gate is not None else None,
-                               body.slot_id)
+                               body.slot_id, busy=idempotency_key is None)
     if refusal is not None:
         return await _refused(request, refusal, account_id, body.patient_id, person_counted)
     news, booked = False, None

@@ -13,7 +13,8 @@ attempt at the same number is answered SLOT_BUSY at once — the number is being
 which is true, and that booking almost always succeeds. Waiting for its outcome instead kept the second
 patient as long as the first (the slowest answers of the release instant, bench/release_burst.py) only to
 tell them SLOT_TAKEN. Should the first fail (a limit of that patient), the number is free again and the
-next attempt at it goes on.
+next attempt at it goes on. A retry carrying an Idempotency-Key still waits for the outcome instead: the
+answer it is owed is the first attempt's, which the database gives it afterwards.
 
 Everything runs on the event loop, so there is no lock: a waiter is a future resolved with its outcome
 (None: a turn; otherwise the refusal).
@@ -32,7 +33,8 @@ class Turns:
         self.free = size
         self._loop = asyncio.get_running_loop()
         self._waiting: deque[tuple[asyncio.Future, Callable[[], object | None]]] = deque()
-        self._busy: set = set()  # the numbers this process's bookings have at the database
+        # number -> resolved when this process's booking of it leaves the database
+        self._busy: dict[object, asyncio.Future] = {}
 
     @property
     def queued(self) -> int:
@@ -44,21 +46,26 @@ class Turns:
         process is at the database; False otherwise (then `take` answers)."""
         if self.free and not self._waiting and key not in self._busy:
             self.free -= 1
-            self._busy.add(key)
+            self._busy[key] = self._loop.create_future()
             return True
         return False
 
-    async def take(self, refused: Callable[[], object | None], key: object = None):
+    async def take(self, refused: Callable[[], object | None], key: object = None, busy: bool = True):
         """Wait for a turn; returns None once it has one, or the first refusal `refused()` gives meanwhile.
 
         `key` (the number wanted): while this process's booking of the same number is at the database, the
-        answer is a SLOT_BUSY refusal, before or after waiting for a turn."""
+        answer is a SLOT_BUSY refusal, before or after waiting for a turn — or, with `busy` False, the
+        attempt waits for that booking's outcome and then tries again."""
         while True:
             refusal = refused()
             if refusal is not None:
                 return refusal
-            if key is not None and key in self._busy:
-                return DomainError("SLOT_BUSY")
+            flight = self._busy.get(key) if key is not None else None
+            if flight is not None:
+                if busy:
+                    return DomainError("SLOT_BUSY")
+                await asyncio.wait({flight})  # not `await flight`: a cancelled waiter must not cancel it
+                continue
             refusal = await self._turn(refused)
             if refusal is not None:
                 return refusal
@@ -66,8 +73,10 @@ class Turns:
                 return None
             if key in self._busy:  # another attempt took the number to the database while we queued
                 self.give_back(False)
-                return DomainError("SLOT_BUSY")
-            self._busy.add(key)
+                if busy:
+                    return DomainError("SLOT_BUSY")
+                continue
+            self._busy[key] = self._loop.create_future()
             return None
 
     async def _turn(self, refused: Callable[[], object | None]):
@@ -91,7 +100,9 @@ class Turns:
         full), so all of them are asked again. The turn goes to the first waiter the gate does not refuse
         (a number just taken, say, refuses the ones before it). `key`: the number this turn had at the
         database, free for another attempt now."""
-        self._busy.discard(key)
+        flight = self._busy.pop(key, None) if key is not None else None
+        if flight is not None:
+            flight.set_result(None)
         if news:
             self._refuse_waiters()
         self._hand_on()

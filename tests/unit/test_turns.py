@@ -148,3 +148,17 @@ def test_a_gate_failing_for_a_waiter_fails_that_waiter_not_the_booking_giving_it
             await failing
         return got, turns.free
     assert asyncio.run(main()) == (None, 0)
+
+
+def test_an_attempt_that_must_not_be_answered_busy_waits_for_the_number_and_then_tries():
+    async def main():
+        turns = Turns(4)
+        assert await turns.take(lambda: None, 7) is None  # the first attempt at 7, at the database
+        retry = asyncio.create_task(turns.take(lambda: None, 7, busy=False))  # an Idempotency-Key retry
+        await asyncio.sleep(0.01)
+        assert not retry.done()
+        turns.give_back(False, 7)
+        assert await asyncio.wait_for(retry, 2) is None  # its turn: the database gives it its first answer
+        turns.give_back(False, 7)
+        return turns.free
+    assert asyncio.run(main()) == 4

@@ -54,8 +54,11 @@ def _assert_correct(sc, analysis, verification):
     assert analysis["http_5xx"] == 0 and analysis["timeouts"] == 0 and analysis["connection_errors"] == 0
     codes = set(analysis["answer_codes"])
     assert codes <= {"booked", "SLOT_TAKEN", "SLOT_BUSY", "SESSION_FULL"}, analysis["answer_codes"]
-    # Losers came back after sold-out: the gate answered most of them.
-    assert analysis["answer_codes"].get("SESSION_FULL", 0) > 0
+    # Losers were answered without a transaction: by the gate once their session was full, or at once while
+    # their number was at the database. (On SQLite's one writer a booking stays there long enough for the
+    # patients to spend all their tries on SLOT_BUSY before the sessions fill: no SESSION_FULL then.)
+    answered = analysis["answer_codes"]
+    assert answered.get("SESSION_FULL", 0) + answered.get("SLOT_BUSY", 0) > 0, answered
 
 
 def _assert_timed(recs, analysis):

@@ -162,3 +162,18 @@ def test_an_attempt_that_must_not_be_answered_busy_waits_for_the_number_and_then
         turns.give_back(False, 7)
         return turns.free
     assert asyncio.run(main()) == 4
+
+
+def test_a_cancelled_waiter_for_a_number_does_not_disturb_the_others():
+    async def main():
+        turns, taken = Turns(2), set()
+        assert await turns.take(lambda: None, 7) is None
+        waiters = [asyncio.create_task(turns.take(lambda: "SLOT_TAKEN" if 7 in taken else None, 7, busy=False))
+                   for _ in range(2)]
+        await asyncio.sleep(0.01)
+        waiters[0].cancel()
+        await asyncio.sleep(0.01)
+        taken.add(7)
+        turns.give_back(False, 7)
+        return await asyncio.wait_for(waiters[1], 2), turns.free
+    assert asyncio.run(main()) == ("SLOT_TAKEN", 2)

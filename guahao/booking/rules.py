@@ -1,5 +1,6 @@
 """Per-person booking limits (RULES L1–L6) and the cancel deadline (X1), as pure functions."""
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -28,11 +29,16 @@ class Visit:
 
 def max_in_any_window(dates: list[date], around: date, days: int) -> int:
     """The most of `dates` that fall in any `days` consecutive days containing `around`."""
+    # It runs for every booking, so no walk over all 90 windows: the densest window either starts on a
+    # date (if that date is not after `around`) or ends on one (if not before), so only those are counted.
+    pivot = around.toordinal()
+    near = sorted(o for o in (d.toordinal() for d in dates) if pivot - days < o < pivot + days)
     best = 0
-    for start_offset in range(days):
-        start = around - timedelta(days=start_offset)
-        end = start + timedelta(days=days - 1)
-        best = max(best, sum(1 for d in dates if start <= d <= end))
+    for o in near:
+        start = o if o <= pivot else o - days + 1
+        best = max(best, bisect_right(near, start + days - 1) - bisect_left(near, start))
+        if o == pivot:  # both ways for a date on `around` itself
+            best = max(best, bisect_right(near, o) - bisect_left(near, o - days + 1))
     return best
 
 

@@ -55,6 +55,8 @@ class Gate:
         self._not_before: dict[int, tuple[datetime, float]] = {}  # session id -> (release_at, expiry)
         self._slot_session: dict[int, int] = {}  # never changes: a slot belongs to one session
         self._listeners: list[Callable[[int], None]] = []
+        # Called (on the listener's thread) once another process's news has been taken in.
+        self.on_heard: Callable[[], None] | None = None
         self._write_listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._pub = None
@@ -296,6 +298,8 @@ class Gate:
                         continue
                     for message in messages.split(_SEP):
                         self._heard(message)
+                    if self.on_heard is not None:
+                        self.on_heard()
                 pubsub.close()
             except Exception as e:  # Redis away: flags fall back to the short TTL until it answers again
                 if self.subscribed:

@@ -35,6 +35,7 @@ class Turns:
         self._waiting: deque[tuple[asyncio.Future, Callable[[], object | None]]] = deque()
         # number -> resolved when this process's booking of it leaves the database
         self._busy: dict[object, asyncio.Future] = {}
+        self._recheck_due = False
 
     @property
     def queued(self) -> int:
@@ -107,6 +108,18 @@ class Turns:
             self._refuse_waiters()
         self._hand_on()
 
+    def gate_heard(self) -> None:
+        """From any thread: the gate took in another process's bookings. Waiters it now refuses (a number
+        booked there) leave at once instead of at the head of the queue; checked once per loop turn."""
+        if not self._recheck_due:
+            self._recheck_due = True
+            self._loop.call_soon_threadsafe(self._recheck)
+
+    def _recheck(self) -> None:
+        self._recheck_due = False
+        if self._waiting:
+            self._refuse_waiters()
+
     def _hand_on(self) -> None:
         while self._waiting:
             waiter, refused = self._waiting.popleft()
@@ -157,4 +170,7 @@ def turns_of(state) -> Turns:
         # Bookings carried several per transaction (booking/batch.py) may be under way several per connection.
         size = getattr(getattr(state, "pg_bookings", None), "in_flight", state.settings.db_connections)
         turns = state.booking_turns = (loop, Turns(size))
+        gate = getattr(state, "gate", None)
+        if gate is not None:
+            gate.on_heard = turns[1].gate_heard
     return turns[1]

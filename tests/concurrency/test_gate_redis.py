@@ -137,3 +137,15 @@ def test_bookings_told_in_one_turn_go_out_as_one_publication_and_each_is_heard(t
     assert published[0] is not None and published[1] is None
     assert _wait(lambda: a.refusal(3, NOW) is not None, 2.0)
     assert [a.refusal(s, NOW).code for s in (1, 2, 3)] == ["SESSION_FULL", "SESSION_FULL", "SLOT_TAKEN"]
+
+
+def test_a_gate_says_when_it_has_taken_in_another_process_news_and_not_its_own(two_gates):
+    """release/turns.py then lets the waiters it now refuses leave at once."""
+    a, b = two_gates
+    heard_a, heard_b = [], []
+    a.on_heard = lambda: heard_a.append(a.refusal(1, NOW).code)
+    b.on_heard = lambda: heard_b.append(True)
+    b.booked(1, 10, 4, b.generation)
+    assert _wait(lambda: heard_a == ["SLOT_TAKEN"], 2.0)
+    time.sleep(0.1)
+    assert heard_b == []

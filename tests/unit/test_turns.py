@@ -177,3 +177,27 @@ def test_a_cancelled_waiter_for_a_number_does_not_disturb_the_others():
         turns.give_back(False, 7)
         return await asyncio.wait_for(waiters[1], 2), turns.free
     assert asyncio.run(main()) == ("SLOT_TAKEN", 2)
+
+
+def test_waiters_the_gate_refuses_after_news_from_another_process_leave_without_a_turn_given_back():
+    """A number booked by another worker: its waiters here used to wait for the head of the queue."""
+    import threading
+
+    async def main():
+        turns, taken = Turns(1), set()
+        assert await turns.take(lambda: None, 1) is None  # the only turn, at the database
+
+        def gate(slot):
+            return lambda: "SLOT_TAKEN" if slot in taken else None
+        for_7 = asyncio.create_task(turns.take(gate(7), 7))
+        for_8 = asyncio.create_task(turns.take(gate(8), 8))
+        await asyncio.sleep(0.01)
+        taken.add(7)  # what the gate's listener thread learns from another worker
+        heard = threading.Thread(target=lambda: (turns.gate_heard(), turns.gate_heard()))
+        heard.start()
+        heard.join()
+        refusal = await asyncio.wait_for(for_7, 2)
+        still_waiting = not for_8.done() and turns.queued == 1
+        turns.give_back(False, 1)
+        return refusal, still_waiting, await asyncio.wait_for(for_8, 2)
+    assert asyncio.run(main()) == ("SLOT_TAKEN", True, None)

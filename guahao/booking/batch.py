@@ -10,7 +10,9 @@ persons and numbers, the person known ahead) and carries them out together:
    SLOTS_AND_VISITS). Each result costs the bookings' thread the interpreter once or twice (psycopg reads
    it outside the GIL) and, at the release instant, a wait to get it back from the server's loop: with a
    slot read, a lock and visits per booking (25 results for 8), this round trip took 12–17 ms at T, now
-   5–6 ms (bench/release_burst.py, timed inside the workers);
+   5–6 ms (bench/release_burst.py, timed inside the workers). The same statement takes, without waiting,
+   a transaction-scoped advisory lock on each booking's number: a number another process's batch holds
+   is answered SLOT_BUSY at once (release/turns.py does the same within a process);
 2. each booking's rules, as `service.booking_steps` has them, in Python;
 3. the sessions of those that passed locked in id order, then each booking row with its session's place —
    `ON CONFLICT DO NOTHING` stands for the unique indexes' refusal, so one booking's lost number does not
@@ -129,10 +131,15 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     batch = sorted(batch, key=lambda i: i.person_id)
     params = [slot_params(it.slot_id, it.account_id, it.patient_id, (it.person_id, local(it.now).date(), span))
               for it in batch]
-    reads = await _read(conn, params)
+    reads, free = await _read(conn, params)
     outcomes: dict[int, object] = {}  # id(item) -> view or refusal
     writing = []  # (item, its steps, its row)
-    for it, read in zip(batch, reads):
+    for it, read, number_free in zip(batch, reads, free):
+        if not number_free:
+            # Another process's batch has this number at the database: its insert would wait on the unique
+            # index behind that one, holding up this whole batch, and nearly always end SLOT_TAKEN.
+            outcomes[id(it)] = DomainError("SLOT_BUSY")
+            continue
         steps = it.steps()
         try:
             values = await _to_write(steps, _Store(conn, it, read))
@@ -184,14 +191,15 @@ async def _read(conn: psycopg.AsyncConnection, params: list[dict]) -> list[tuple
         cur.nextset()
         bans = {pid: (ban,) for pid, ban in await cur.fetchall()}
         cur.nextset()
-        slot_row = _slot_row(tuple(c.name for c in cur.description[:-3]))
+        slot_row = _slot_row(tuple(c.name for c in cur.description[:-4]))
         rows = await cur.fetchall()
-    reads = []
+    reads, free = [], []
     for p, row in zip(params, rows):
-        *slot, hospitals, departments, dates = row
+        *slot, hospitals, departments, dates, number_free = row
         visits = list(zip(hospitals, departments, dates)) if hospitals else []
         reads.append((p, slot_row(*slot) if slot[0] is not None else None, bans.get(p["pid"]), visits))
-    return reads
+        free.append(number_free)
+    return reads, free
 
 
 @functools.cache

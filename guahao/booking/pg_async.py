@@ -93,10 +93,13 @@ WITH locked AS (
 SELECT w.pid, (SELECT max(ends_on) FROM bans WHERE person_id = w.pid AND lifted_at IS NULL
                AND ends_on > w.today)
 FROM unnest(%(pids)s::int[], %(todays)s::date[]) AS w(pid, today) JOIN locked ON locked.id = w.pid"""
+NUMBER_LOCKS = 0x67680001  # the first key of the advisory locks on numbers (the second: the slot id)
 _ONE_SLOT = (SLOT_FOR_BOOKING.replace("%(slot_id)s", "r.slot_id").replace("%(account_id)s", "r.account_id")
              .replace("%(patient_id)s", "r.patient_id"))
+# `free`: no other transaction has this number at the database (a transaction-scoped advisory lock, taken
+# without waiting in the first round trip of a batch and held to its end: see batch.py).
 SLOTS_AND_VISITS = f"""
-SELECT s.*, v.hospitals, v.departments, v.dates
+SELECT s.*, v.hospitals, v.departments, v.dates, pg_try_advisory_xact_lock({NUMBER_LOCKS}, r.slot_id) AS free
 FROM unnest(%(slot_ids)s::int[], %(account_ids)s::int[], %(patient_ids)s::int[], %(pids)s::int[],
             %(los)s::date[]) WITH ORDINALITY AS r(slot_id, account_id, patient_id, pid, lo, n)
 LEFT JOIN LATERAL ({_ONE_SLOT}) s ON true

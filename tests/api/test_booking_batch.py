@@ -319,3 +319,39 @@ def test_a_batch_that_fails_books_each_of_its_bookings_alone(db, client, monkeyp
     assert [o.Booking.slot_id for o in out[:2]] == slots[:2]
     assert isinstance(out[2], DomainError) and out[2].code == "SLOT_TAKEN"
     assert _counters_match(db)
+
+
+def test_a_number_another_batch_has_at_the_database_is_answered_busy_without_waiting(db, client):
+    """Another worker's batch has number 0 at the database (its advisory lock on the number, taken in its
+    first round trip and held to its commit): this batch answers that booking SLOT_BUSY at once instead of
+    waiting on the unique index behind the other, and books the rest; once the other is done, number 0
+    can be booked again (the other one failed: a limit of its patient, say)."""
+    from guahao.booking.pg_async import NUMBER_LOCKS
+
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=5))
+    p = _people(db, client, 3)
+
+    async def run():
+        other = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
+        await prepare(conn)
+        try:
+            await other.execute("BEGIN")
+            await other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (NUMBER_LOCKS, slots[0]))
+            items = _items(asyncio.get_running_loop(), [(p[0], slots[0]), (p[1], slots[1])])
+            await asyncio.wait_for(batching.run_batch(conn, items, limit_span(LimitPolicy())), 5)
+            first = [_outcome(i) for i in items]
+            await other.execute("ROLLBACK")
+            again = _items(asyncio.get_running_loop(), [(p[2], slots[0])])
+            await batching.run_batch(conn, again, limit_span(LimitPolicy()))
+            return first, _outcome(again[0])
+        finally:
+            await conn.close()
+            await other.close()
+    first, again = asyncio.run(run())
+    assert first == ["SLOT_BUSY", slots[1]] and again == slots[0]
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 2
+    assert _counters_match(db)

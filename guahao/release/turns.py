@@ -4,8 +4,9 @@ A process lets as many bookings at the database at once as it has connections; t
 At the release instant hundreds wait, and most of them become sure losers while they wait: the session
 they want fills up, or the number they want is taken. A plain FIFO limiter makes each of them wait for a
 connection only to be refused by the gate afterwards, so their answer comes seconds late. Here the gate is
-asked again for every waiter whenever a booking of this process filled a session or found it full, and a
-waiter it now refuses leaves at once with that refusal; a free turn goes to the first waiter the gate does
+asked again for every waiter whenever a booking of this process filled a session or found it full, or the
+gate has heard another process's bookings (`gate_heard`), and a waiter it now refuses leaves at once with
+that refusal; a free turn goes to the first waiter the gate does
 not refuse (one that wants a number just taken is refused on the way).
 
 One attempt per number at a time: while this process's booking of a number is at the database, another

@@ -257,3 +257,24 @@ def test_stopped_session_and_offline_only_number_types(client, world, frozen):
         s.get(ClinicSession, s.get(Slot, b).session_id).online_bookable = False
     assert book(client, h, a, pid).json()["error"]["code"] == "SESSION_STOPPED"
     assert book(client, h, b, pid).json()["error"]["code"] == "NOT_BOOKABLE_ONLINE"
+
+
+def test_a_booking_answer_has_the_bytes_the_schema_renders(db, client, frozen):
+    """booking.api.created serialises with pydantic-core (model_dump_json) for speed; its body must stay
+    what JSONResponse made of model_dump(mode="json"), field for field and byte for byte."""
+    from sqlalchemy import text
+
+    from guahao.booking import service
+    from guahao.booking.api import appointment_out, created
+
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slot = f.slot_ids(s, f.session(s, doc, D1, "AM"))[0]
+    _, pid, _ = f.signup(client, name="张三丰")
+    with db.transaction() as s:
+        account = s.execute(text("SELECT account_id FROM patients WHERE id = :p"), dict(p=pid)).scalar()
+        view = service.book_with_view(s, NOW, account, slot, pid, "local")
+    answer = created(view)
+    assert answer.status_code == 201 and answer.media_type == "application/json"
+    assert answer.body == JSONResponse(appointment_out(view).model_dump(mode="json")).body
+    assert "张三丰".encode() in answer.body and b"\\u" not in answer.body  # not ASCII-escaped

@@ -33,13 +33,8 @@ def max_in_any_window(dates: list[date], around: date, days: int) -> int:
     # date (if that date is not after `around`) or ends on one (if not before), so only those are counted.
     pivot = around.toordinal()
     near = sorted(o for o in (d.toordinal() for d in dates) if pivot - days < o < pivot + days)
-    best = 0
-    for o in near:
-        start = o if o <= pivot else o - days + 1
-        best = max(best, bisect_right(near, start + days - 1) - bisect_left(near, start))
-        if o == pivot:  # both ways for a date on `around` itself
-            best = max(best, bisect_right(near, o) - bisect_left(near, o - days + 1))
-    return best
+    starts = [o for o in near if o <= pivot] + [o - days + 1 for o in near if o >= pivot]
+    return max((bisect_right(near, s + days - 1) - bisect_left(near, s) for s in starts), default=0)
 
 
 def check_limits(existing: list[Visit], new: Visit, policy: LimitPolicy = LimitPolicy()) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import psycopg
 
 from guahao.booking.pg_async import (_LOCK_PERSONS, _LOCK_SESSIONS, _PLACE, _SLOTS_AND_VISITS, BookingStore, _ACTIVE,
-                                     booking_row, session_stopped, slot_params)
+                                     array_literal, booking_row, session_stopped, slot_params)
 from guahao.booking.service import booking_steps
 from guahao.clock import local
 from guahao.errors import DomainError
@@ -152,7 +152,7 @@ async def run_batch(conn: psycopg.AsyncConnection, batch: list, span: int) -> No
     if writing:
         async with psycopg.AsyncClientCursor(conn) as cur:
             ids = sorted({row["session_id"] for _, _, row in writing})
-            parts = [cur.mogrify(_LOCK_SESSIONS, dict(ids=ids))]
+            parts = [cur.mogrify(_LOCK_SESSIONS, dict(ids=array_literal(ids)))]
             parts += [cur.mogrify(_PLACE, row) for _, _, row in writing]
             await cur.execute("; ".join(parts) + "; COMMIT")
             for _ in writing:
@@ -183,9 +183,9 @@ async def _read(conn: psycopg.AsyncConnection, params: list[dict]) -> list[tuple
     """The batch's first round trip: BEGIN, its persons' locks (LOCK_PERSONS), then its slots and visits
     (SLOTS_AND_VISITS) — three results for the whole batch. Each booking's (params, slot row, person lock
     row, visits), as `BookingStore._slot_read` takes them."""
-    arrays = dict(pids=[p["pid"] for p in params], todays=[p["today"] for p in params],
-                  slot_ids=[p["slot_id"] for p in params], account_ids=[p["account_id"] for p in params],
-                  patient_ids=[p["patient_id"] for p in params], los=[p["lo"] for p in params])
+    arrays = {name: array_literal([p[key] for p in params])
+              for name, key in (("pids", "pid"), ("todays", "today"), ("slot_ids", "slot_id"),
+                                ("account_ids", "account_id"), ("patient_ids", "patient_id"), ("los", "lo"))}
     async with psycopg.AsyncClientCursor(conn) as cur:
         await cur.execute(f"BEGIN; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}", arrays)
         cur.nextset()

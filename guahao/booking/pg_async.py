@@ -110,6 +110,19 @@ LEFT JOIN LATERAL (
 ORDER BY r.n"""
 
 
+def array_literal(values) -> str:
+    """A PostgreSQL array literal of ints or dates, passed as one text value: psycopg's client-side binding
+    adapts a list element by element in Python (~87 µs for a batch of 8's six arrays, ~21 µs as literals),
+    while the statement's cast (or the prepared parameter's type) reads the literal in PostgreSQL. Nothing
+    here needs quoting: a str() of an int or a date has no comma, brace, quote or space."""
+    out = []
+    for v in values:
+        if type(v) is not int and type(v) is not date:
+            raise TypeError(f"array_literal takes ints and dates, not {type(v).__name__}")
+        out.append(str(v))
+    return "{" + ",".join(out) + "}"
+
+
 def _prepared(name: str, sql: str) -> tuple[str, str]:
     """(PREPARE once per connection, EXECUTE with the statement's named parameters): several statements
     go in one simple-protocol round trip (values bound client-side), and the server still parses and

@@ -6,7 +6,7 @@ cancelled bookings). Booking through the API on PostgreSQL runs this path in eve
 """
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -17,7 +17,7 @@ from guahao.accounts.models import Ban, VisitCard
 from guahao.booking import repository as repo
 from guahao.booking import rules as brules
 from guahao.booking import service
-from guahao.booking.pg_async import BookingStore, Bookings, prepare
+from guahao.booking.pg_async import BookingStore, Bookings, array_literal, prepare
 from guahao.booking.pg_async import run_steps as run_async
 from guahao.catalog.models import Hospital
 from guahao.clock import local
@@ -595,3 +595,22 @@ def test_a_stop_waits_for_the_bookings_under_way_and_stops_them_too(pg, world):
     with pg.reading() as s:
         assert s.execute(text("SELECT status FROM bookings WHERE id = :b"), dict(b=view.Booking.id)).scalar() \
             == "stopped"
+
+
+def test_array_literals_read_back_as_the_values_and_refuse_what_would_need_quoting(pg):
+    """A batch passes its ids and dates as array literals (one text value each, not a list psycopg adapts
+    element by element): PostgreSQL must read back exactly the values, and anything whose text could carry
+    a comma, a brace, a quote or a space is refused rather than sent."""
+    ids, days = [3, 1, 2_000_000_001, 0, -7], [date(2026, 12, 1), date(1999, 1, 31)]
+
+    async def run():
+        async with await psycopg.AsyncConnection.connect(pg.pg_conninfo, autocommit=True,
+                                                         **pg.pg_connect_args) as c:
+            cur = psycopg.AsyncClientCursor(c)
+            await cur.execute("SELECT %(i)s::int[], %(d)s::date[], %(e)s::int[]",
+                              dict(i=array_literal(ids), d=array_literal(days), e=array_literal([])))
+            return await cur.fetchone()
+    assert asyncio.run(run()) == (ids, days, [])
+    for bad in ([datetime(2026, 12, 1, 7, 0)], ["1,2"], [True], [None], [1.5]):
+        with pytest.raises(TypeError):
+            array_literal(bad)

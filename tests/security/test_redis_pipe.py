@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from guahao.security.ratelimit import RateLimiter, RedisBackend, _PipeBatches
+from guahao.security.ratelimit import WAITED_FOR_BATCH, RateLimiter, RedisBackend, _PipeBatches
 from guahao.security.redispipe import RedisGone, RedisPipe, _Conn, command, pipe_address
 from tests.security.conftest import port
 from tests.security.redis_server import _wait, private_redis
@@ -189,6 +189,35 @@ def test_a_caller_failing_on_its_reply_does_not_break_the_connection():
             after = await pipe.call(command("INCR", "n"))
             return after, pipe.conn is connection
         assert asyncio.run(main()) == (2, True)
+
+
+def test_counts_waited_for_go_eight_at_a_time_and_the_rest_at_the_end_of_the_round():
+    """A booking attempt's count (`hit_many_then`) is not a write to Redis of its own: it goes once eight
+    are gathered, without waiting for the loop, and fewer go when the loop's current round ends."""
+    with private_redis(port(59)) as r:
+        backend = RedisBackend(r.url)
+
+        async def main():
+            await backend.warm()
+            batches = backend._batches()
+            sent = []
+            send = batches.pipe.send
+            batches.pipe.send = lambda payload, answer: (sent.append(payload), send(payload, answer))[1]
+            got = []
+            for i in range(WAITED_FOR_BATCH * 2 + 3):  # one round of the loop: no await in between
+                backend.hit_many_then([f"k{i}", "all"], [60, 60], got.append)
+            within_round = len(sent)
+            deadline = time.monotonic() + 2
+            while len(got) < WAITED_FOR_BATCH * 2 + 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+            return within_round, len(sent), got
+        within_round, sent, got = asyncio.run(main())
+    assert WAITED_FOR_BATCH > 1
+    assert within_round == 2  # two full batches went at once; the three left wait for the round's end
+    assert sent == 3
+    alls = sorted(int(flat[2]) for flat in got)
+    assert alls == list(range(1, WAITED_FOR_BATCH * 2 + 4))  # each caller its own count, none lost
+    assert all(int(flat[0]) == 1 for flat in got)
 
 
 def test_a_reply_is_taken_up_by_a_poll_between_two_reads_without_a_loop_turn():

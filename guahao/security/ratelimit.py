@@ -220,18 +220,18 @@ class _PipeBatches:
     def hit_soon(self, keys: list[str], windows_ms: list[int], urgent: bool = False) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiting.append((keys, windows_ms, future))
-        if urgent:
-            self.flush()
-        elif self.flushing is None:
-            self.flushing = loop.call_soon(self.flush)
+        self._gathered((keys, windows_ms, future), now=urgent)
         return future
 
     def hit_then(self, keys: list[str], windows_ms: list[int], then) -> None:
         """Sent with the next few (WAITED_FOR_BATCH); `then(flat answer or exception)` is called where the
         reply is read (no loop turn in between, unlike a future's callbacks)."""
-        self.waiting.append((keys, windows_ms, then))
-        if len(self.waiting) >= WAITED_FOR_BATCH:
+        self._gathered((keys, windows_ms, then), now=len(self.waiting) + 1 >= WAITED_FOR_BATCH)
+
+    def _gathered(self, entry: tuple, now: bool) -> None:
+        """Add a caller's count; the batch goes `now`, else at the end of the loop's current round."""
+        self.waiting.append(entry)
+        if now:
             self.flush()
         elif self.flushing is None:
             self.flushing = asyncio.get_running_loop().call_soon(self.flush)

@@ -63,23 +63,54 @@ BOOKING_COLUMNS = ("serial_number", "account_id", "patient_id", "person_id", "sl
                    "period_end", "seq", "number_type", "fee", "insurance_type", "created_at", "status",
                    "rescheduled_from_id")
 
-# Several bookings per transaction (booking/batch.py): the batch locks its sessions in id order, then writes
-# each booking with its place.
-LOCK_SESSIONS = "SELECT id FROM clinic_sessions WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE"
-# The sessions are locked by the batch (LOCK_SESSIONS) before this runs: `room` reads the counter no other
-# transaction can change until the commit.
-PLACE = f"""
+# Several bookings per transaction (booking/batch.py): the batch writes its bookings (INSERT_BOOKING), then
+# locks their sessions in id order (LOCK_SESSIONS) and takes their places (SETTLE), all in one message.
+# NO KEY UPDATE: the other batches' rows check their foreign key to the session with KEY SHARE, which this
+# lock lets through, so their writes go on while this batch holds its sessions.
+LOCK_SESSIONS = "SELECT id FROM clinic_sessions WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE"
+# A booking row, written before its session is locked: its foreign keys' checks and index entries are most
+# of a write's time in PostgreSQL, and every other batch of the session used to wait for them. `room` is the
+# session as last committed (a session then full or stopped gets no row); the place itself is taken under
+# the lock, in SETTLE, which takes the row out again when there was none.
+_INSERT_ROW = f"""
 WITH room AS (
-    SELECT 1 FROM clinic_sessions WHERE id = %(session_id)s AND booked < capacity AND status = 'open'),
+    SELECT booked < capacity AND status = 'open' AS open, status FROM clinic_sessions WHERE id = %(session_id)s),
 ins AS (
     INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
-    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM room
-    ON CONFLICT DO NOTHING RETURNING id),
+    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM room WHERE room.open
+    {{on_conflict}}RETURNING id)
+SELECT (SELECT id FROM ins), (SELECT open FROM room), (SELECT status FROM room)"""
+# In a batch a unique index's refusal does nothing, so that the batch's other bookings go on; alone, it
+# raises, which names the index.
+INSERT_BOOKING = _INSERT_ROW.format(on_conflict="ON CONFLICT DO NOTHING ")
+INSERT_ONE = _INSERT_ROW.format(on_conflict="")
+# Run after LOCK_SESSIONS, as a statement of its own, so that it reads the counters as their last holders
+# committed them. The rows this transaction wrote (xmin) take their sessions' places in the order written;
+# those beyond a session's room, or of a session stopped meanwhile, are deleted. One row per slot id given,
+# in that order: (booking id kept or NULL, places left after it, the session's status).
+SETTLE = f"""
+WITH mine AS (
+    SELECT id, slot_id, session_id, row_number() OVER (PARTITION BY session_id ORDER BY id) AS nth
+    FROM bookings
+    WHERE slot_id = ANY(%(slot_ids)s::int[]) AND status IN ({_ACTIVE}) AND xmin = pg_current_xact_id()::xid),
+room AS (
+    SELECT id, capacity - booked AS left_before, status,
+           CASE WHEN status = 'open' THEN greatest(capacity - booked, 0) ELSE 0 END AS places
+    FROM clinic_sessions WHERE id IN (SELECT session_id FROM mine)),
+kept AS (
+    SELECT m.id, m.session_id, r.left_before - m.nth AS places_left
+    FROM mine m JOIN room r ON r.id = m.session_id WHERE m.nth <= r.places),
+dropped AS (
+    DELETE FROM bookings WHERE id IN (SELECT id FROM mine EXCEPT SELECT id FROM kept) RETURNING id),
 taken AS (
-    UPDATE clinic_sessions SET booked = booked + 1
-    WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM ins) RETURNING capacity - booked AS places_left)
-SELECT (SELECT id FROM ins), (SELECT places_left FROM taken), EXISTS (SELECT 1 FROM room),
-       (SELECT status FROM clinic_sessions WHERE id = %(session_id)s)"""
+    UPDATE clinic_sessions cs SET booked = cs.booked + k.n
+    FROM (SELECT session_id, count(*) AS n FROM kept GROUP BY session_id) k
+    WHERE cs.id = k.session_id RETURNING cs.id)
+SELECT kept.id, kept.places_left, room.status
+FROM unnest(%(slot_ids)s::int[]) WITH ORDINALITY AS r(slot_id, n)
+LEFT JOIN mine ON mine.slot_id = r.slot_id LEFT JOIN kept ON kept.id = mine.id
+LEFT JOIN room ON room.id = mine.session_id
+ORDER BY r.n"""
 
 # A batch's first round trip in two statements whatever its size (each result costs the bookings' thread
 # the interpreter: see batch.py): its persons locked in id order, as every batch locks them, with their
@@ -139,11 +170,13 @@ _PREPARE_NEAR, _NEAR = _prepared("guahao_visits_near", VISITS_NEAR)
 # A batch's writes are prepared too: they run while the batch holds its sessions' row locks, which every
 # other batch of those sessions waits for, so planning them there lengthened every wait.
 _PREPARE_LOCK_SESSIONS, _LOCK_SESSIONS = _prepared("guahao_lock_sessions", LOCK_SESSIONS)
-_PREPARE_PLACE, _PLACE = _prepared("guahao_place", PLACE)
+_PREPARE_INSERT_BOOKING, _INSERT_BOOKING = _prepared("guahao_insert_booking", INSERT_BOOKING)
+_PREPARE_INSERT_ONE, _INSERT_ONE = _prepared("guahao_insert_one", INSERT_ONE)
+_PREPARE_SETTLE, _SETTLE = _prepared("guahao_settle", SETTLE)
 _PREPARE_LOCK_PERSONS, _LOCK_PERSONS = _prepared("guahao_lock_persons", LOCK_PERSONS)
 _PREPARE_SLOTS_AND_VISITS, _SLOTS_AND_VISITS = _prepared("guahao_slots_and_visits", SLOTS_AND_VISITS)
 PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR, _PREPARE_LOCK_SESSIONS,
-                       _PREPARE_PLACE, _PREPARE_LOCK_PERSONS, _PREPARE_SLOTS_AND_VISITS))
+                       _PREPARE_INSERT_BOOKING, _PREPARE_INSERT_ONE, _PREPARE_SETTLE, _PREPARE_LOCK_PERSONS, _PREPARE_SLOTS_AND_VISITS))
 # Round trips of a booking: the transaction's start and the slot; the person's lock and visits; the
 # booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
 BEGIN_SLOT = f"BEGIN; {_SLOT}"
@@ -189,7 +222,7 @@ _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, pati
 # (The COMMIT ends the message's implicit transaction: without it the BEGIN would take the SET in, and the
 # ROLLBACK undo it.)
 WARM = (f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; "
-        f"{_LOCK_SESSIONS}; {_PLACE}; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}; ROLLBACK")
+        f"{_LOCK_SESSIONS}; {_INSERT_BOOKING}; {_INSERT_ONE}; {_SETTLE}; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}; ROLLBACK")
 
 
 def booking_row(values: dict) -> dict:
@@ -206,23 +239,14 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
         await cur.execute(f"{PREPARE};\n{WARM}", _NOBODY)
 
 
-# The booking row and its session's place in one statement, and the commit in the same round trip (two
-# statements in one simple-protocol query, so the parameters are bound client-side): the session's counter
-# row is locked from this statement until its commit, and no other booking of that session waits for this
-# process's event loop to come back to it. No place left: no row, and what commits is only the person's
-# lock counter (persons.booking_version, which is nothing but a lock).
-BOOK_PLACE = f"""
-WITH taken AS (
-    UPDATE clinic_sessions SET booked = booked + 1
-    WHERE id = %(session_id)s AND booked < capacity AND status = 'open'
-    RETURNING capacity - booked AS places_left),
-ins AS (
-    INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)})
-    SELECT {', '.join(f'%({c})s' for c in BOOKING_COLUMNS)} FROM taken
-    RETURNING id)
-SELECT (SELECT id FROM ins), (SELECT places_left FROM taken),
-       (SELECT status FROM clinic_sessions WHERE id = %(session_id)s);
-COMMIT"""
+# The booking row, then its session's place and the commit, in one round trip (several statements in one
+# simple-protocol query, so the parameters are bound client-side), as a batch of one: the row first, the
+# session's counter row locked only for the place and the commit (see batch.py), and no other booking of
+# that session waits for this process's event loop to come back to it. Every path writes the row before it
+# locks the session (the repository's too), so none holds a session while it waits on another's number. No
+# place left: no row, and what commits is only the person's lock counter (persons.booking_version, which is
+# nothing but a lock).
+BOOK_PLACE = f"{_INSERT_ONE}; {_LOCK_SESSIONS}; {_SETTLE}; COMMIT"
 
 
 class BookingStore:
@@ -299,21 +323,33 @@ class BookingStore:
     async def book_place(self, values: dict) -> tuple[int | None, int | None]:
         """Commits: the transaction's last step (see BOOK_PLACE). A unique index's refusal raises, and
         the caller rolls back."""
+        row = booking_row(values)
         try:
             async with self._cursor() as cur:
-                await cur.execute(BOOK_PLACE, booking_row(values))
-                row = await cur.fetchone()
+                await cur.execute(BOOK_PLACE, dict(row, ids=array_literal([row["session_id"]]),
+                                                   slot_ids=array_literal([row["slot_id"]])))
+                written = await cur.fetchone()
+                cur.nextset()
+                cur.nextset()
+                placed = await cur.fetchone()
         except psycopg.errors.UniqueViolation as e:
             raise DomainError(integrity_code(e)) from None
-        booking_id, left, status = row
-        if booking_id is None and session_stopped(status):
-            raise DomainError("SESSION_STOPPED")
-        return booking_id, left  # (None, None): no place left, which the booking's steps answer SESSION_FULL
+        return placed_or_refused(written, placed)
+
+
+def placed_or_refused(written: tuple, placed: tuple) -> tuple[int | None, int | None]:
+    """(booking id, places left) from a row's INSERT_BOOKING (or INSERT_ONE) and SETTLE results; (None,
+    None) when no place was left, which the booking's steps answer SESSION_FULL. A session stopped since
+    its slot was read raises SESSION_STOPPED."""
+    (written_id, _, status_seen), (kept, left, status) = written, placed
+    if session_stopped(status_seen if written_id is None else status):
+        raise DomainError("SESSION_STOPPED")
+    return kept, left
 
 
 def session_stopped(status: str | None) -> bool:
     """A write took no place: was the session stopped since its slot was read (staff stopping it as it is
-    booked) rather than full? The status is read in the write's own statement, as of its start."""
+    booked) rather than full? The status as the row's write read it, or as SETTLE read it under the lock."""
     return status is not None and status != "open"
 
 

@@ -146,10 +146,10 @@ def test_steps_that_must_ask_the_database_still_run_inside_the_batch(db, client)
     assert _counters_match(db)
 
 
-def _batch_behind(db, hold, wanted):
+def _batch_behind(db, hold, wanted, while_waiting=None):
     """A batch of `wanted` (person, slot) while `hold(s)` has written in a transaction left open: the batch
     waits for that transaction (asserted), which then commits. The outcomes, and the numbers in the order
-    their bookings were answered."""
+    their bookings were answered. `while_waiting(backend pid)` runs as the batch waits."""
     holding, release = threading.Event(), threading.Event()
 
     def other():
@@ -171,6 +171,8 @@ def _batch_behind(db, hold, wanted):
             done = asyncio.ensure_future(batching.run_batch(conn, items, limit_span(LimitPolicy())))
             await asyncio.sleep(0.5)
             assert not done.done()  # waiting for the other transaction's session row
+            if while_waiting is not None:
+                while_waiting(conn.info.backend_pid)
             release.set()
             await done
             return [_outcome(i) for i in items], answered
@@ -201,6 +203,36 @@ def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_bookin
     assert answered == [slots[1], slots[0]]
     with db.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 2
+    assert _counters_match(db)
+
+
+def test_a_batch_writes_its_rows_while_another_holds_their_session_and_then_takes_only_the_room_left(db, client):
+    """Another transaction has taken a place of the session and holds its row, as another batch does between
+    its sessions' lock and its commit: this batch's rows are already written as it waits for that row (its
+    backend holds the bookings table's write lock), and once it has the row it keeps only as many as there
+    are places left — here one of two; the other is deleted and answered SESSION_FULL."""
+    with db.transaction() as s:
+        doc = f.doctor(s, f.department(s, f.hospital(s)))
+        slots = f.slot_ids(s, f.session(s, doc, D1, "AM", capacity=3))
+        s.execute(text("UPDATE clinic_sessions SET capacity = 2"))  # staff lowered it: three numbers, two places
+    p = _people(db, client, 3)
+    locks = []
+
+    def look(pid):
+        with db.reading() as s:
+            locks.extend(s.execute(text(
+                "SELECT mode || ':' || granted FROM pg_locks WHERE pid = :p AND relation = 'bookings'::regclass"),
+                dict(p=pid)).scalars())
+            locks.extend(s.execute(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"),
+                                   dict(p=pid)).scalars())
+    outcomes, _ = _batch_behind(
+        db, lambda s: service.book(s, NOW, p[0]["account"], slots[0], p[0]["patient"], "local"),
+        [(p[1], slots[1]), (p[2], slots[2])], while_waiting=look)
+    assert "RowExclusiveLock:true" in locks and locks[-1] == "Lock"
+    assert sorted(map(str, outcomes)) == sorted([str(slots[1]), "SESSION_FULL"])
+    with db.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 2
+        assert s.execute(text("SELECT booked FROM clinic_sessions")).scalar() == 2
     assert _counters_match(db)
 
 

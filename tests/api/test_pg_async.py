@@ -416,7 +416,9 @@ def test_a_booking_is_three_round_trips_of_statements_prepared_once_per_connecti
     assert len(booking) == 6  # three round trips each
     assert booking[0].startswith("BEGIN; EXECUTE guahao_slot_for_booking(")
     assert booking[1].startswith("EXECUTE guahao_lock_person(") and "EXECUTE guahao_visits_near(" in booking[1]
-    assert "INSERT INTO bookings" in booking[2] and booking[2].rstrip().endswith("COMMIT")
+    # The row first, then its session locked for the place only (see BOOK_PLACE).
+    assert booking[2].startswith("EXECUTE guahao_insert_one(") and booking[2].rstrip().endswith("COMMIT")
+    assert booking[2].index("guahao_lock_sessions(") < booking[2].index("guahao_settle(")
     assert booking[3:] == booking[:3]
 
 
@@ -466,7 +468,7 @@ def test_a_booking_of_a_known_person_is_two_round_trips(pg, world, monkeypatch):
     assert len(booking) == 2
     assert booking[0].startswith("BEGIN; EXECUTE guahao_slot_for_booking(")
     assert "EXECUTE guahao_lock_person(" in booking[0] and "EXECUTE guahao_visits_near(" in booking[0]
-    assert "INSERT INTO bookings" in booking[1] and booking[1].rstrip().endswith("COMMIT")
+    assert booking[1].startswith("EXECUTE guahao_insert_one(") and booking[1].rstrip().endswith("COMMIT")
 
 
 def test_on_a_thread_of_its_own_a_booking_commits_while_the_server_loop_is_busy(pg, world):
@@ -560,9 +562,10 @@ def test_a_new_connection_has_planned_every_booking_statement_before_its_first_b
         finally:
             await bookings.close()
     plans, mode, status = asyncio.run(run())
-    assert [p[0] for p in plans] == ["guahao_has_visit_card", "guahao_lock_person", "guahao_lock_persons",
-                                     "guahao_lock_sessions", "guahao_place", "guahao_slot_for_booking",
-                                     "guahao_slots_and_visits", "guahao_visits_near"]
+    assert [p[0] for p in plans] == ["guahao_has_visit_card", "guahao_insert_booking", "guahao_insert_one",
+                                     "guahao_lock_person",
+                                     "guahao_lock_persons", "guahao_lock_sessions", "guahao_settle",
+                                     "guahao_slot_for_booking", "guahao_slots_and_visits", "guahao_visits_near"]
     assert all(generic == 1 and custom == 0 for _, generic, custom in plans)
     assert mode == "force_generic_plan" and status == psycopg.pq.TransactionStatus.IDLE
 

@@ -167,8 +167,8 @@ _PREPARE_SLOT, _SLOT = _prepared("guahao_slot_for_booking", SLOT_FOR_BOOKING)
 _PREPARE_CARD, _CARD = _prepared("guahao_has_visit_card", HAS_VISIT_CARD)
 _PREPARE_LOCK, _LOCK = _prepared("guahao_lock_person", LOCK_PERSON)
 _PREPARE_NEAR, _NEAR = _prepared("guahao_visits_near", VISITS_NEAR)
-# A batch's writes are prepared too: they run while the batch holds its sessions' row locks, which every
-# other batch of those sessions waits for, so planning them there lengthened every wait.
+# A batch's writes are prepared too: SETTLE runs while the batch holds its sessions' row locks, which every
+# other batch of those sessions waits for, so planning it there lengthened every wait.
 _PREPARE_LOCK_SESSIONS, _LOCK_SESSIONS = _prepared("guahao_lock_sessions", LOCK_SESSIONS)
 _PREPARE_INSERT_BOOKING, _INSERT_BOOKING = _prepared("guahao_insert_booking", INSERT_BOOKING)
 _PREPARE_INSERT_ONE, _INSERT_ONE = _prepared("guahao_insert_one", INSERT_ONE)
@@ -176,7 +176,8 @@ _PREPARE_SETTLE, _SETTLE = _prepared("guahao_settle", SETTLE)
 _PREPARE_LOCK_PERSONS, _LOCK_PERSONS = _prepared("guahao_lock_persons", LOCK_PERSONS)
 _PREPARE_SLOTS_AND_VISITS, _SLOTS_AND_VISITS = _prepared("guahao_slots_and_visits", SLOTS_AND_VISITS)
 PREPARE = ";\n".join((_PREPARE_SLOT, _PREPARE_CARD, _PREPARE_LOCK, _PREPARE_NEAR, _PREPARE_LOCK_SESSIONS,
-                       _PREPARE_INSERT_BOOKING, _PREPARE_INSERT_ONE, _PREPARE_SETTLE, _PREPARE_LOCK_PERSONS, _PREPARE_SLOTS_AND_VISITS))
+                       _PREPARE_INSERT_BOOKING, _PREPARE_INSERT_ONE, _PREPARE_SETTLE, _PREPARE_LOCK_PERSONS,
+                       _PREPARE_SLOTS_AND_VISITS))
 # Round trips of a booking: the transaction's start and the slot; the person's lock and visits; the
 # booking, its place and the commit (BOOK_PLACE) — three, and one more where visit cards are required.
 BEGIN_SLOT = f"BEGIN; {_SLOT}"
@@ -222,7 +223,8 @@ _NOBODY = dict({c: None for c in BOOKING_COLUMNS}, slot_id=0, account_id=0, pati
 # (The COMMIT ends the message's implicit transaction: without it the BEGIN would take the SET in, and the
 # ROLLBACK undo it.)
 WARM = (f"SET plan_cache_mode = force_generic_plan; COMMIT; BEGIN; {_SLOT}; {_LOCK}; {_NEAR}; {_CARD}; "
-        f"{_LOCK_SESSIONS}; {_INSERT_BOOKING}; {_INSERT_ONE}; {_SETTLE}; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}; ROLLBACK")
+        f"{_LOCK_SESSIONS}; {_INSERT_BOOKING}; {_INSERT_ONE}; {_SETTLE}; {_LOCK_PERSONS}; {_SLOTS_AND_VISITS}; "
+        "ROLLBACK")
 
 
 def booking_row(values: dict) -> dict:

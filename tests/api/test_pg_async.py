@@ -6,6 +6,7 @@ cancelled bookings). Booking through the API on PostgreSQL runs this path in eve
 """
 
 import asyncio
+import threading
 from datetime import date, datetime, timedelta
 
 import psycopg
@@ -383,6 +384,57 @@ def test_a_session_stopped_after_its_slot_was_read_is_answered_stopped_not_full(
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
         assert s.execute(text("SELECT booked, status FROM clinic_sessions WHERE id = :i"),
                          dict(i=sid)).one() == (0, "stopped")
+
+
+@pytest.mark.parametrize("change, answer", [("booked = capacity", "SESSION_FULL"),
+                                             ("status = 'stopped'", "SESSION_STOPPED")])
+def test_a_row_written_before_the_session_filled_or_stopped_is_taken_out_again(pg, world, change, answer):
+    """The booking's row goes in before its session is locked (BOOK_PLACE): while another transaction holds
+    the session, uncommitted, the row is written on the session as last committed (a place left) and the
+    booking waits for the session; that transaction then commits the session full, or stopped. The row is
+    deleted, the answer says why, and the counter is only the other transaction's."""
+    a = world["people"][0]
+    sid = world["sessions"][0]
+    holding, release = threading.Event(), threading.Event()
+
+    def other():
+        with pg.sessions() as s:
+            s.execute(text(f"UPDATE clinic_sessions SET {change} WHERE id = :i"), dict(i=sid))
+            holding.set()
+            release.wait(10)
+            s.commit()
+
+    async def run():
+        bookings = _bookings(pg, size=1)
+        try:
+            booking = asyncio.ensure_future(
+                bookings.book(NOW, a["account"], world["slots"][0][0], a["patient"], "local"))
+            await asyncio.sleep(0.5)
+            assert not booking.done()
+            with pg.reading() as s:  # its row written (the table's write lock held), waiting for the session
+                assert s.execute(text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.relation = 'bookings'::regclass AND l.mode = 'RowExclusiveLock' "
+                    "AND a.wait_event_type = 'Lock'")).scalar() == 1
+            release.set()
+            with pytest.raises(DomainError) as e:
+                await booking
+            return e.value.code
+        finally:
+            await bookings.close()
+    t = threading.Thread(target=other)
+    t.start()
+    assert holding.wait(10)
+    try:
+        assert asyncio.run(run()) == answer
+    finally:
+        release.set()
+        t.join()
+    with pg.reading() as s:
+        assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
+        booked, capacity, status = s.execute(text(
+            "SELECT booked, capacity, status FROM clinic_sessions WHERE id = :i"), dict(i=sid)).one()
+    assert booked == (capacity if answer == "SESSION_FULL" else 0)
 
 
 def _statements_sent(monkeypatch) -> list[str]:

@@ -1,7 +1,6 @@
 """Several bookings in one transaction (guahao/booking/batch.py) answer as each would alone, on PostgreSQL."""
 
 import asyncio
-import threading
 from datetime import date, timedelta
 
 import psycopg
@@ -16,6 +15,7 @@ from guahao.booking.pg_async import Bookings, prepare
 from guahao.booking.rules import LimitPolicy, limit_span
 from guahao.errors import DomainError
 from tests import factories as f
+from tests.held import behind_open_transaction
 
 pytestmark = pytest.mark.postgres
 NOW = f.local_dt(2026, 12, 1, 10, 0)
@@ -150,17 +150,7 @@ def _batch_behind(db, hold, wanted, while_waiting=None):
     """A batch of `wanted` (person, slot) while `hold(s)` has written in a transaction left open: the batch
     waits for that transaction (asserted), which then commits. The outcomes, and the numbers in the order
     their bookings were answered. `while_waiting(backend pid)` runs as the batch waits."""
-    holding, release = threading.Event(), threading.Event()
-
-    def other():
-        with db.sessions() as s:
-            hold(s)
-            s.flush()
-            holding.set()
-            release.wait(10)
-            s.commit()
-
-    async def run():
+    async def run(release):
         conn = await psycopg.AsyncConnection.connect(db.pg_conninfo, autocommit=True, **db.pg_connect_args)
         await prepare(conn)
         try:
@@ -178,14 +168,7 @@ def _batch_behind(db, hold, wanted, while_waiting=None):
             return [_outcome(i) for i in items], answered
         finally:
             await conn.close()
-    t = threading.Thread(target=other)
-    t.start()
-    assert holding.wait(10)
-    try:
-        return asyncio.run(run())
-    finally:
-        release.set()
-        t.join()
+    return behind_open_transaction(db, hold, run)
 
 
 def test_a_number_taken_by_another_transaction_meanwhile_refuses_only_its_booking(db, client):

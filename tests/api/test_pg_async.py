@@ -6,7 +6,6 @@ cancelled bookings). Booking through the API on PostgreSQL runs this path in eve
 """
 
 import asyncio
-import threading
 from datetime import date, datetime, timedelta
 
 import psycopg
@@ -24,6 +23,7 @@ from guahao.catalog.models import Hospital
 from guahao.clock import local
 from guahao.errors import DomainError, api_error
 from tests import factories as f
+from tests.held import behind_open_transaction
 
 pytestmark = pytest.mark.postgres
 NOW = f.local_dt(2026, 12, 1, 10, 0)
@@ -395,16 +395,11 @@ def test_a_row_written_before_the_session_filled_or_stopped_is_taken_out_again(p
     deleted, the answer says why, and the counter is only the other transaction's."""
     a = world["people"][0]
     sid = world["sessions"][0]
-    holding, release = threading.Event(), threading.Event()
 
-    def other():
-        with pg.sessions() as s:
-            s.execute(text(f"UPDATE clinic_sessions SET {change} WHERE id = :i"), dict(i=sid))
-            holding.set()
-            release.wait(10)
-            s.commit()
+    def hold(s):
+        s.execute(text(f"UPDATE clinic_sessions SET {change} WHERE id = :i"), dict(i=sid))
 
-    async def run():
+    async def run(release):
         bookings = _bookings(pg, size=1)
         try:
             booking = asyncio.ensure_future(
@@ -422,14 +417,7 @@ def test_a_row_written_before_the_session_filled_or_stopped_is_taken_out_again(p
             return e.value.code
         finally:
             await bookings.close()
-    t = threading.Thread(target=other)
-    t.start()
-    assert holding.wait(10)
-    try:
-        assert asyncio.run(run()) == answer
-    finally:
-        release.set()
-        t.join()
+    assert behind_open_transaction(pg, hold, run) == answer
     with pg.reading() as s:
         assert s.execute(text("SELECT count(*) FROM bookings")).scalar() == 0
         booked, capacity, status = s.execute(text(

@@ -509,6 +509,8 @@ def summary(result: dict) -> str:
             f"  attempts slower than 100 ms: {slow.get('over_100ms')} ({slow.get('sent_before_sold_out')} sent "
             f"before sold out, {slow.get('in_first_wave')} of the first wave of {slow.get('first_wave')}; by answer "
             f"{slow.get('by_answer')}); p99 < 100 ms allows {slow.get('allowed_by_p99')}",
+            f"  first wave (sent at T before any answer): {slow.get('first_wave_answers')}, the last answered "
+            f"after {slow.get('first_wave_last_answer_ms')} ms",
             *_cpu_lines(run.get("cpu_cores")),
             f"  5xx {b['http_5xx']}, timeouts {b['timeouts']}, connection errors {b['connection_errors']}; "
             f"answers {b['answer_codes']}",

@@ -519,6 +519,10 @@ def analyze(recs: list[Rec], sc: Scenario, world: World) -> dict:
             # Written at T before any answer had come back: they meet a gate that knows nothing yet.
             in_first_wave=sum(1 for r in books if r.t1 - r.t0 > 0.1 and r.t0 < first_answer),
             first_wave=sum(1 for r in books if r.t0 < first_answer),
+            # What the first wave asked of the database: each booked one is a transaction, all wanted at T.
+            first_wave_answers=dict(Counter(r.code for r in books if r.t0 < first_answer).most_common()),
+            first_wave_last_answer_ms=round(1000 * max((r.t1 - r.t0 for r in books if r.t0 < first_answer),
+                                                       default=0.0), 1),
         ),
     )
 

@@ -70,6 +70,11 @@ def _assert_timed(recs, analysis):
     slow = analysis["slow_attempts"]
     assert slow["over_100ms"] == sum(r.kind == "book" and r.t1 - r.t0 > 0.1 for r in recs)
     assert 0 <= slow["sent_before_sold_out"] <= slow["over_100ms"]
+    first_answer = min(r.t1 for r in recs if r.kind == "book")
+    wave = [r for r in recs if r.kind == "book" and r.t0 < first_answer]
+    assert sum(slow["first_wave_answers"].values()) == slow["first_wave"] == len(wave) > 0
+    assert slow["first_wave_answers"].get("booked", 0) == sum(r.code == "booked" for r in wave)
+    assert slow["first_wave_last_answer_ms"] == round(1000 * max(r.t1 - r.t0 for r in wave), 1)
 
 
 def _assert_patients_follow_the_script(recs, sc, patients):

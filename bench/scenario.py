@@ -473,6 +473,8 @@ def analyze(recs: list[Rec], sc: Scenario, world: World) -> dict:
     end = max((r.t1 for r in books), default=0.0)
     sold_out_at = ok[sc.numbers - 1] if len(ok) >= sc.numbers else None
     first_answer = min((r.t1 for r in books), default=0.0)
+    # Written at T before any answer had come back: they meet a gate that knows nothing yet.
+    first_wave = [r for r in books if r.t0 < first_answer]
     window = max(end, 1e-3)
     storm_reads = [r for r in reads if r.t0 < 0]
     burst_reads = [r for r in reads if 0 <= r.t0 <= end]
@@ -516,13 +518,11 @@ def analyze(recs: list[Rec], sc: Scenario, world: World) -> dict:
             sent_before_sold_out=sum(1 for r in books if r.t1 - r.t0 > 0.1 and r.t0 < (sold_out_at or end)),
             allowed_by_p99=len(books) // 100,
             by_answer=dict(Counter(r.code for r in books if r.t1 - r.t0 > 0.1).most_common()),
-            # Written at T before any answer had come back: they meet a gate that knows nothing yet.
-            in_first_wave=sum(1 for r in books if r.t1 - r.t0 > 0.1 and r.t0 < first_answer),
-            first_wave=sum(1 for r in books if r.t0 < first_answer),
+            in_first_wave=sum(1 for r in first_wave if r.t1 - r.t0 > 0.1),
+            first_wave=len(first_wave),
             # What the first wave asked of the database: each booked one is a transaction, all wanted at T.
-            first_wave_answers=dict(Counter(r.code for r in books if r.t0 < first_answer).most_common()),
-            first_wave_last_answer_ms=round(1000 * max((r.t1 - r.t0 for r in books if r.t0 < first_answer),
-                                                       default=0.0), 1),
+            first_wave_answers=dict(Counter(r.code for r in first_wave).most_common()),
+            first_wave_last_answer_ms=round(1000 * max((r.t1 - r.t0 for r in first_wave), default=0.0), 1),
         ),
     )
 

@@ -5,7 +5,7 @@
  * which the server could not have. This one speaks the same HTTP/1.1 subset over epoll.
  *
  * Input (a file, one item per line, written by bench/burstgen.py):
- *   host port connections timeout_s t_release_unix storm_seconds poll_interval tries seed
+ *   host port connections timeout_s t_release_unix storm_seconds poll_interval tries seed anonymous_reads
  *   read_path
  *   sessions: S, then S lines "session_id n slot_id..."
  *   patients: N, then N lines "patient_id phase_s token nprefs pref..." (phase: first refresh, from T-storm)
@@ -70,7 +70,7 @@ typedef struct {
 } Item;
 
 static char host[64];
-static int port, nconn, tries, nsess, npat;
+static int port, nconn, tries, nsess, npat, anon_reads;
 static double timeout_s, t_release, storm, poll_iv;
 static char read_path[512];
 static int *sess_ids, *sess_n, **sess_slots;
@@ -274,9 +274,10 @@ static void send_on(Conn *c, int pi, int step) {
         c->slot = 0;
         if (p->etag[0])
             n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%sIf-None-Match: %s\r\n\r\n",
-                         read_path, host, port, p->auth, p->etag);
+                         read_path, host, port, anon_reads ? "" : p->auth, p->etag);
         else
-            n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", read_path, host, port, p->auth);
+            n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", read_path, host, port,
+                         anon_reads ? "" : p->auth);
     }
     c->patient = pi;
     c->step = step;
@@ -557,6 +558,7 @@ int main(int argc, char **argv) {
     poll_iv = atof(NEXT());
     tries = atoi(NEXT());
     uint64_t seed = strtoull(NEXT(), NULL, 10);
+    anon_reads = atoi(NEXT());
     snprintf(read_path, sizeof read_path, "%s", NEXT());
     nsess = atoi(NEXT());
     sess_ids = malloc(sizeof(int) * nsess);

@@ -47,7 +47,8 @@ def spec(base_url: str, world: World, tokens: list[str], sc: Scenario, t_release
     read_path = read_path or f"/api/v1/slots?department_id={world.department_id}&date={world.visit_date}"
     prefs, pressing = draws(world, sc, len(tokens))
     lines = [f"{host} {port} {sc.connections} {sc.timeout} {t_release:.6f} {sc.storm_seconds} "
-             f"{sc.poll_interval} {sc.tries} {sc.seed}", read_path, str(len(world.session_ids))]
+             f"{sc.poll_interval} {sc.tries} {sc.seed} {int(sc.anonymous_reads)}",
+             read_path, str(len(world.session_ids))]
     for sid in world.session_ids:
         lines.append(f"{sid} {len(world.slots[sid])} " + " ".join(map(str, world.slots[sid])))
     lines.append(str(len(tokens)))

@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--tries", type=int, default=5)
     p.add_argument("--connections", type=int, default=256)
     p.add_argument("--storm-seconds", type=float, default=20.0)
+    p.add_argument("--anonymous-reads", action="store_true",
+                   help="the refreshes carry no token: the server meets each patient first at their booking")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--server", choices=("guahao", "uvicorn", "granian"), default="guahao",
                    help="guahao: `guahao serve` (uvicorn workers, a listening socket each); uvicorn: uvicorn's "
@@ -270,7 +272,7 @@ def run_scenario(args, kind: str, db_url: str, redis_url: str | None, patients: 
 
     sc = sc_mod.Scenario(patients=patients, sessions=args.sessions, per_session=args.per_session,
                          skew=args.skew, tries=args.tries, connections=args.connections,
-                         storm_seconds=args.storm_seconds, seed=args.seed)
+                         storm_seconds=args.storm_seconds, seed=args.seed, anonymous_reads=args.anonymous_reads)
     anchor = time.time()
     server_start = datetime(2026, 12, 1, 6, 59, 0, tzinfo=TZ_CN)  # the server's clock reads this at `anchor`
     visit_date = server_start.date() + timedelta(days=7)

@@ -1,11 +1,15 @@
-"""Only winners: every request books a free number, for a few seconds, with the server's CPU shares.
+"""Only winners: every request books a free number, for a few seconds, with the CPU each party used.
 
-    .venv/bin/python bench/winners.py [--workers 2] [--pool-size 4] [--connections 64] [--seconds 8]
+    .venv/bin/python bench/winners.py [--workers 2] [--pool-size 8] [--connections 256] [--seconds 6]
 
 Seeds 10 sessions x 1,000 numbers (each on its own date, so one patient may book each once) and 2,000 patients
-on PostgreSQL, starts the server as production would, logs the patients in, then books back to back with fresh
-patients and numbers. Prints the booking rate, latency and how much of one core each process group used:
-the quick way to see what a change to the winners' path does, without the whole release scenario.
+on PostgreSQL, starts the server as production would (`guahao serve` unless --server says otherwise), logs
+the patients in, then books back to back with fresh patients and numbers through the compiled load generator
+(bench/burstgen.c; --generator python for the asyncio one). Before the bookings each patient refreshes the
+availability page four times, as the release storm's patients do, so that the workers have their tokens
+checked and their persons read ahead; `--cold` skips that. Prints the booking rate, latency, how much of
+the machine's cores each party used and the server's and PostgreSQL's CPU per booking: the quick way to see
+what a change to the winners' path does, without the whole release scenario.
 """
 
 import argparse
@@ -18,44 +22,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import burstgen, cpu  # noqa: E402
 from bench import release_burst as rb  # noqa: E402
 from bench import scenario as sc  # noqa: E402
-from bench.loadclient import run  # noqa: E402
-
-
-def cpu_times() -> dict[int, tuple[float, str]]:
-    hz = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        out[int(pid)] = ((int(fields[11]) + int(fields[12])) / hz, cmd)
-    return out
-
-
-def shares(before: dict, after: dict, seconds: float) -> dict[str, str]:
-    groups: dict[str, float] = {}
-    for pid, (t, cmd) in after.items():
-        used = t - before.get(pid, (0.0, cmd))[0]
-        kind = ("postgres" if "postgres" in cmd else "redis" if "redis" in cmd
-                else "server" if ("uvicorn" in cmd or "granian" in cmd or "multiprocessing" in cmd)
-                else "load generator" if "winners.py" in cmd else None)
-        if kind and used > 0:
-            groups[kind] = groups.get(kind, 0.0) + used
-    return {k: f"{v / seconds:.0%}" for k, v in sorted(groups.items(), key=lambda kv: -kv[1])}
+from bench.loadclient import Client, run  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--pool-size", type=int, default=4)
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    p.add_argument("--pool-size", type=int, default=8)
+    p.add_argument("--connections", type=int, default=256)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--server", choices=("guahao", "uvicorn", "granian"), default="guahao")
+    p.add_argument("--generator", choices=("c", "python"), default="c")
+    p.add_argument("--cold", action="store_true",
+                   help="no refreshes before booking: each worker meets the patients first at their booking")
     p.add_argument("--port", type=int, default=8399)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
@@ -79,16 +61,34 @@ def main(argv=None) -> int:
             _, slot_id, k = jobs[next(cursor)]
             return dict(headers={"Authorization": f"Bearer {tokens[k]}"},
                         json=dict(slot_id=slot_id, patient_id=world.patients[k][1]))
-        before, t0 = cpu_times(), time.time()
-        res = run(sc.hammer(base, "POST", "/api/v1/appointments", args.seconds, args.connections, fresh))
-        used = shares(before, cpu_times(), time.time() - t0)
+        builder = Client.for_url(base, 1)
+        if not args.cold:
+            read = f"/api/v1/slots?department_id={world.department_id}&date={world.visit_date}"
+            reads = [sc.request_of(builder, "GET", read, dict(headers={"Authorization": f"Bearer {t}"}))
+                     for t in tokens] * 4
+            burstgen.hammer(base, reads, 30.0, args.connections, cycle=False)
+            time.sleep(1.0)  # the persons are read ahead in the background
+        pids = cpu.parties(proc.pid)
+        if args.generator == "c":
+            raws = [sc.request_of(builder, "POST", "/api/v1/appointments", fresh(0, i)) for i in range(len(jobs))]
+            before, t0 = {k: cpu.used(v) for k, v in pids.items()}, time.time()
+            res = burstgen.hammer(base, raws, args.seconds, args.connections, cycle=False)
+        else:
+            before, t0 = {k: cpu.used(v) for k, v in pids.items()}, time.time()
+            res = run(sc.hammer(base, "POST", "/api/v1/appointments", args.seconds, args.connections, fresh))
+        took = time.time() - t0
+        # the compiled generator's process is gone by now: only the parties still running are read
+        used = {k: cpu.used(v) - before[k] for k, v in pids.items() if k != "load generator"}
     finally:
         rb.stop_server(proc)
         db.dispose()
     lat = res["latency_ms"]
     print(f"{args.workers} {args.server} workers, pool {args.pool_size}, {args.connections} connections: "
           f"{res['rate']} bookings/s, answers {res['codes']}, latency p50/p99 {lat.get('p50')}/{lat.get('p99')} ms")
-    print(f"CPU (share of one core): {used}")
+    booked = res["codes"].get("201", 0)
+    print("cores used (of %d): " % os.cpu_count() + ", ".join(f"{k} {v / took:.2f}" for k, v in used.items()))
+    if booked:
+        print("CPU per booking: " + ", ".join(f"{k} {v / booked * 1e6:.0f} µs" for k, v in used.items()))
     return 0
 
 

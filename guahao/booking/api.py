@@ -13,7 +13,7 @@ from guahao.deps import DB, AccountId, Now, ReadSession, account_id_of, oauth2
 from guahao.errors import DomainError
 from guahao.release.turns import turns_of
 from guahao.security.guards import (booking_attempt, booking_attempt_async, known_person, person_attempt,
-                                    person_attempt_async, person_attempt_refused)
+                                    person_attempt_async, person_attempt_refused, person_before_booking)
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -133,11 +133,14 @@ async def _book_on_loop(state, now, account_id: int, request: Request, body: App
 
     async def owed_limit(person_id: int) -> None:
         await person_attempt_async(request, account_id, body.patient_id, person_id)
+    person_id = known_person(request, account_id, body.patient_id)
+    if person_id is None:
+        person_id = await person_before_booking(request, account_id, body.patient_id, person_counted)
+        person_counted = person_counted or person_id is not None
     try:
         view = await state.pg_bookings.book(
             now, account_id, body.slot_id, body.patient_id, body.insurance_type,
-            on_person=None if person_counted else owed_limit, on_slot=gate.remember_slot,
-            person_id=known_person(request, account_id, body.patient_id))
+            on_person=None if person_counted else owed_limit, on_slot=gate.remember_slot, person_id=person_id)
     except DomainError as e:
         gate.learn(state.db, body.slot_id, e, generation)  # the slot's session is known: no query
         raise

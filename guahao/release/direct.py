@@ -10,8 +10,10 @@ throwaway timers): ~25 ms before the attempt ran, ~45 ms for its count, ~5 ms to
 Here guahao serve's protocol (release/inline.py, serving.py) starts the attempt as its bytes arrive; the
 rate-limit count's reply continues it where Redis's answer is read, the booking goes to the bookings' thread
 at once, and the thread's outcome writes the answer in the next turn: about two turns besides the
-transaction. Taken only when everything is plain: a logged-in patient whose person the worker knows, the
-bookings' thread on PostgreSQL, and a rate limiter that can answer by callback (security/ratelimit.py).
+transaction. Taken only when everything is plain: a logged-in patient, the bookings' thread on PostgreSQL,
+and a rate limiter that can answer by callback (security/ratelimit.py). A patient whose person the worker
+has not met yet (no refresh with their token came here first) has the person read before the count, in a
+batch with the other first-timers' look-ups, so that the booking can share a batch too.
 The rules are the same code as the usual way's (`booking.api`): limits first, then the gate, a turn at the
 database, the transaction, the gate taught what it answered.
 """
@@ -24,6 +26,7 @@ from starlette.responses import Response
 from guahao.booking.api import booked_answer, is_news, refusal_response
 from guahao.errors import DomainError, api_error
 from guahao.release.turns import turns_of
+from guahao.security.guards import person_limit_of, person_lookups, remember_person
 
 log = logging.getLogger("guahao.direct")
 
@@ -32,7 +35,7 @@ class Direct:
     """One attempt; `start(done)` calls `done(response)` once, on the server's loop (perhaps at once)."""
 
     def __init__(self, state, now, account_id: int, slot_id: int, patient_id: int, insurance_type: str,
-                 person_id: int, limits: list):
+                 person_id: int | None, limits: list):
         self.state, self.now = state, now
         self.account_id, self.slot_id, self.patient_id = account_id, slot_id, patient_id
         self.insurance_type, self.person_id, self.limits = insurance_type, person_id, limits
@@ -48,6 +51,20 @@ class Direct:
     def start(self, done) -> None:
         self.done = done
         self.generation = self.state.gate.generation
+        if self.person_id is None:
+            self.waiting = asyncio.get_running_loop().create_task(self._read_person())
+            return
+        self.state.limiter.count_then(self.limits, self._counted)
+
+    async def _read_person(self) -> None:
+        try:
+            self.person_id = await person_lookups(self.state).person_of(self.account_id, self.patient_id)
+        except Exception as e:  # the database is away: so would the booking be
+            return self._answer(api_error(e))
+        if self.person_id is not None:
+            remember_person(self.state, self.account_id, self.patient_id, self.person_id)
+            self.limits = [*self.limits, person_limit_of(self.state, self.person_id)]
+        # else no such patient under this account: the booking refuses it, as the usual way does
         self.state.limiter.count_then(self.limits, self._counted)
 
     def _counted(self, limited: DomainError | None) -> None:

@@ -10,10 +10,10 @@ whole answer at once (`guahao serve`'s protocol, guahao/serving.py, writes it), 
 - `GET /api/v1/slots?…` whose page is fresh in the availability cache: 304 or the page, as fastlane;
 - `POST /api/v1/appointments` with a valid account token, no Idempotency-Key, the route's JSON body, that
   the release gate refuses (SESSION_FULL, SLOT_TAKEN) and whose rate limits this process does not know to
-  be spent: the attempt is counted without waiting for Redis (`RateLimiter.count_soon`).
-- the same booking request when the gate does not know the answer and the worker knows the person behind
-  the patient: not answered here but started here, and carried to its answer by callbacks
-  (release/direct.py) instead of an ASGI task.
+  be spent: the attempt is counted without waiting for Redis (`RateLimiter.count_soon`), and the
+  per-person limit of a patient the process has not met yet once the person is read (`count_person_soon`).
+- the same booking request when the gate does not know the answer: not answered here but started here,
+  and carried to its answer by callbacks (release/direct.py) instead of an ASGI task.
 
 Anything else — one header it does not know, a request split over two reads, a second request behind the
 first, a doubt of any kind — returns None and the request goes the usual way, which gives the full answer.
@@ -33,7 +33,7 @@ from guahao.release.fastlane import (BOOK, SLOTS, _MAX_BODY, _check_token_ahead,
                                      page_response)
 from guahao.release.direct import Direct
 from guahao.security.browser import with_browser_headers
-from guahao.security.guards import booking_limits_of, known_person_of
+from guahao.security.guards import booking_limits_of, count_person_soon, known_person_of
 
 # Headers that change nothing in these two answers. Any other (Idempotency-Key, X-Forwarded-For,
 # Transfer-Encoding, Expect, Upgrade, Cookie …) sends the request the usual way.
@@ -155,15 +155,17 @@ class Inline:
         limiter = state.limiter
         account_id, address = int(claims["sub"]), client[0] if client else None
         if refusal is None:  # the database decides: carried by callbacks (release/direct.py) where it can be
-            person_id = known_person_of(state, account_id, ids[1])
-            if person_id is None or not Direct.possible(state):
+            if not Direct.possible(state):
                 return None
+            person_id = known_person_of(state, account_id, ids[1])  # None: Direct reads it first
             limits, _ = booking_limits_of(state, address, account_id, ids[1])
             return Direct(state, now, account_id, ids[0], ids[1], ids[2], person_id, limits)
         if limiter.enabled:
             limits, person_known = booking_limits_of(state, address, account_id, ids[1])
-            if not person_known or not limiter.count_soon(limits):
-                return None  # a look-up owed, or a 429 to give: the usual way
+            if not limiter.count_soon(limits):
+                return None  # a 429 to give: the usual way
+            if not person_known:
+                count_person_soon(state, account_id, ids[1])
         return refusal.status, _refusal_tail(refusal.code, refusal.message, refusal.status), None
 
 

@@ -124,3 +124,34 @@ def test_what_arrives_while_an_answer_is_under_way_is_read_after_it(app, db, wor
     at_once, answers, _ = serve(app, booking(a["headers"], world["slots"][0], a["patient"]), health, answers=2)
     assert at_once == []
     assert [x.split(b"\r\n", 1)[0] for x in answers] == [b"HTTP/1.1 201 Created", b"HTTP/1.1 200 OK"]
+
+
+def test_a_patient_the_worker_has_not_met_is_booked_directly_with_the_person_read_and_counted(app, db, world):
+    """No refresh with this patient's token came to this worker: the person is read first (one batched
+    look-up), remembered, and counted under the per-person limit (here 1: the next attempt is 429)."""
+    app.state.limiter = RateLimiter(None, enabled=True)
+    app.state.settings = app.state.settings.model_copy(update={"rate_booking_person": "1/60"})
+    app.state.person_of = {}
+    a = world["people"][0]
+    at_once, answers, cycle = serve(app, booking(a["headers"], world["slots"][0], a["patient"]))
+    assert at_once == [] and cycle is None  # carried by Direct, not the usual way
+    assert answers[0].startswith(b"HTTP/1.1 201 ")
+    with db.reading() as s:
+        account, person = s.execute(text("SELECT account_id, person_id FROM patients WHERE id = :p"),
+                                    dict(p=a["patient"])).one()
+    assert app.state.person_of[(account, a["patient"])] == person
+    again = serve(app, booking(a["headers"], world["slots"][1], a["patient"]))
+    assert again[1][0].startswith(b"HTTP/1.1 429 ")
+    assert _booked(db) == 1
+
+
+def test_another_accounts_patient_is_refused_directly_as_the_usual_way_refuses_it(app, db, world):
+    a, b = world["people"][:2]
+    app.state.person_of = {}
+    at_once, answers, cycle = serve(app, booking(a["headers"], world["slots"][0], b["patient"]))
+    assert cycle is None and answers[0].startswith(b"HTTP/1.1 404 ")
+    app.state.inline.direct = False
+    _, usual, usual_cycle = serve(app, booking(a["headers"], world["slots"][0], b["patient"]))
+    assert usual_cycle is not None
+    assert usual[0].split(b"\r\n\r\n", 1)[1] == answers[0].split(b"\r\n\r\n", 1)[1]
+    assert _booked(db) == 0

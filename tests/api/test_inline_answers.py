@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 import time_machine
+from sqlalchemy import text
 
 from guahao import serving
 from tests.recording_transport import connect
@@ -146,13 +147,44 @@ def test_the_rate_limit_still_counts_and_its_429_comes_the_usual_way(app, full):
     attempt goes the usual way and gets the 429."""
     app.state.limiter = RateLimiter(None, enabled=True)
     app.state.settings = app.state.settings.model_copy(update={"rate_booking_account": "2/60"})
-    app.state.person_of = {}
     raw = booking(full["headers"], full["slots"][1], full["patient"])
-    assert serve(app, raw)[0] == []  # the person behind the patient not known here yet: usual way
-    first = serve(app, raw)  # the usual way read the person: now answered at once (count 2 of 2)
-    third = serve(app, raw)
+    first, second, third = serve(app, raw), serve(app, raw), serve(app, raw)
     assert len(first[0]) == 1 and b'"SESSION_FULL"' in first[0][0]
+    assert len(second[0]) == 1 and b'"SESSION_FULL"' in second[0][0]
     assert third[0] == [] and third[1][0].startswith(b"HTTP/1.1 429 ") and b"retry-after" in third[1][0].lower()
+
+
+def test_a_refusal_for_a_patient_not_met_yet_is_answered_at_once_and_counts_the_person_once_read(app, full, db):
+    """The person behind the patient is not known to this process: the refusal does not wait for the
+    look-up; the person is read after the answer and their budget spent (here 2: the third attempt is the
+    usual way's 429)."""
+    from uvicorn.server import ServerState
+
+    from guahao.security import guards
+
+    app.state.limiter = RateLimiter(None, enabled=True)
+    app.state.settings = app.state.settings.model_copy(update={"rate_booking_person": "2/60"})
+    app.state.person_of = {}
+    with db.reading() as s:
+        account, person = s.execute(text("SELECT account_id, person_id FROM patients WHERE id = :p"),
+                                    dict(p=full["patient"])).one()
+    raw = booking(full["headers"], full["slots"][1], full["patient"])
+
+    async def run():
+        state = ServerState()
+        state.default_headers = [(b"date", b"Tue, 01 Dec 2026 02:00:00 GMT"), (b"server", b"uvicorn")]
+        proto, t = connect(app, serving.http_protocol(), state)
+        proto.data_received(raw)
+        at_once = list(t.writes)
+        assert guards.known_person_of(app.state, account, full["patient"]) is None  # not read yet
+        await asyncio.gather(*list(guards._counting))
+        return at_once
+    at_once = asyncio.run(run())
+    assert len(at_once) == 1 and b'"SESSION_FULL"' in at_once[0]
+    assert guards.known_person_of(app.state, account, full["patient"]) == person
+    second, third = serve(app, raw), serve(app, raw)
+    assert len(second[0]) == 1 and b'"SESSION_FULL"' in second[0][0]
+    assert third[0] == [] and third[1][0].startswith(b"HTTP/1.1 429 ")
 
 
 def test_parse_takes_exactly_one_whole_plain_request():

@@ -22,6 +22,7 @@ from guahao.booking.pg_async import run_steps as run_async
 from guahao.catalog.models import Hospital
 from guahao.clock import local
 from guahao.errors import DomainError, api_error
+from guahao.security.guards import known_person_of
 from tests import factories as f
 from tests.held import behind_open_transaction
 
@@ -220,6 +221,62 @@ def test_the_app_books_on_the_loop_and_answers_as_a_later_read(pg, world, client
                                                                        patient_id=pid))
     assert len(calls) == 1  # the second attempt is refused by the gate, which the first booking taught
     assert again.status_code == 409 and again.json()["error"]["code"] == "SLOT_TAKEN"
+
+
+def test_a_patient_the_process_has_not_met_books_with_the_person_read_first(pg, world, client, app):
+    """The person behind a first-timer's patient is read (in a batch of look-ups) before the transaction,
+    so the booking can share a batch (booking/batch.py takes only known persons) and owes no limit inside
+    it; a patient of another account is not read as anyone's and is refused as before."""
+    calls = []
+    original = app.state.pg_bookings.book
+
+    async def counted(*args, **kw):
+        calls.append(kw)
+        return await original(*args, **kw)
+    app.state.pg_bookings.book = counted
+    with time_machine.travel(NOW, tick=False):
+        h, pid, _ = f.signup(client)
+        other_h, _, _ = f.signup(client)
+        with pg.reading() as s:
+            account, person = s.execute(text("SELECT account_id, person_id FROM patients WHERE id = :p"),
+                                        dict(p=pid)).one()
+        assert known_person_of(app.state, account, pid) is None
+        r = client.post("/api/v1/appointments", headers=h, json=dict(slot_id=world["slots"][0][2], patient_id=pid))
+        foreign = client.post("/api/v1/appointments", headers=other_h,
+                              json=dict(slot_id=world["slots"][1][2], patient_id=pid))
+    assert r.status_code == 201, r.text
+    assert r.json()["patient"]["id"] == pid
+    assert calls[0]["person_id"] == person and calls[0]["on_person"] is None
+    assert known_person_of(app.state, account, pid) == person
+    assert foreign.status_code == 404, foreign.text
+    assert calls[1]["person_id"] is None
+
+
+def test_a_first_timers_booking_on_the_loop_counts_the_per_person_limit_before_it_books(pg, world):
+    """One person under two accounts (A3): the first account's booking, read as a first-timer, spends the
+    person's budget of one, so the second account's attempt for the same person is 429, not a booking."""
+    from fastapi.testclient import TestClient
+
+    from guahao.app import create_app
+    from guahao.clock import SystemClock
+    from tests.security.conftest import limited_settings
+
+    app = create_app(limited_settings(rate_booking_person="1/60"), db=pg, clock=SystemClock())
+    with TestClient(app, raise_server_exceptions=False) as c, time_machine.travel(NOW, tick=False):
+        assert app.state.pg_bookings is not None and app.state.limiter.enabled
+        idn = f.id_number()
+        farm = []
+        for _ in range(2):
+            h, _, _ = f.signup(c)
+            pid = c.post("/api/v1/patients", headers=h, json=dict(
+                name="赵六", id_number=idn, phone=f.phone(), relation="其他")).json()["id"]
+            farm.append((h, pid))
+        first = c.post("/api/v1/appointments", headers=farm[0][0],
+                       json=dict(slot_id=world["slots"][0][0], patient_id=farm[0][1]))
+        second = c.post("/api/v1/appointments", headers=farm[1][0],
+                        json=dict(slot_id=world["slots"][1][0], patient_id=farm[1][1]))
+    assert first.status_code == 201, first.text
+    assert second.status_code == 429, second.text
 
 
 async def _pid_of(bookings: Bookings) -> int:

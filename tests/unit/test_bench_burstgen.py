@@ -91,3 +91,11 @@ def test_the_hammer_times_out_a_server_that_never_answers():
         listener.close()
     assert out["codes"] == {"TIMEOUT": 1} and out["requests"] == 1
     assert 0.3 <= out["latency_ms"]["max"] / 1000 < 2.0
+
+
+def test_the_generator_is_told_whether_the_refreshes_carry_the_token():
+    world, tokens = _world(), [f"tok{i}" for i in range(50)]
+    for anonymous, flag in ((False, "0"), (True, "1")):
+        sc = Scenario(patients=50, sessions=3, per_session=4, connections=8, anonymous_reads=anonymous)
+        head = burstgen.spec("http://localhost:8123", world, tokens, sc, 1234.5).splitlines()[0].split()
+        assert len(head) == 10 and head[9] == flag

@@ -203,15 +203,21 @@ def test_a_unique_index_refusal_is_the_same_domain_error(pg, world):
     assert e.value.code == "SLOT_TAKEN"
 
 
-def test_the_app_books_on_the_loop_and_answers_as_a_later_read(pg, world, client, app):
-    assert app.state.pg_bookings is not None
+def _record_bookings(app) -> list:
+    """The keyword arguments of each booking the app hands to its PostgreSQL path, in order."""
     calls = []
     original = app.state.pg_bookings.book
 
-    async def counted(*args, **kw):
-        calls.append(args)
+    async def recorded(*args, **kw):
+        calls.append(kw)
         return await original(*args, **kw)
-    app.state.pg_bookings.book = counted
+    app.state.pg_bookings.book = recorded
+    return calls
+
+
+def test_the_app_books_on_the_loop_and_answers_as_a_later_read(pg, world, client, app):
+    assert app.state.pg_bookings is not None
+    calls = _record_bookings(app)
     with time_machine.travel(NOW, tick=False):
         h, pid, _ = f.signup(client)
         r = client.post("/api/v1/appointments", headers=h, json=dict(slot_id=world["slots"][0][2], patient_id=pid))
@@ -227,13 +233,7 @@ def test_a_patient_the_process_has_not_met_books_with_the_person_read_first(pg, 
     """The person behind a first-timer's patient is read (in a batch of look-ups) before the transaction,
     so the booking can share a batch (booking/batch.py takes only known persons) and owes no limit inside
     it; a patient of another account is not read as anyone's and is refused as before."""
-    calls = []
-    original = app.state.pg_bookings.book
-
-    async def counted(*args, **kw):
-        calls.append(kw)
-        return await original(*args, **kw)
-    app.state.pg_bookings.book = counted
+    calls = _record_bookings(app)
     with time_machine.travel(NOW, tick=False):
         h, pid, _ = f.signup(client)
         other_h, _, _ = f.signup(client)

@@ -69,12 +69,12 @@ def main(argv=None) -> int:
             burstgen.hammer(base, reads, 30.0, args.connections, cycle=False)
             time.sleep(1.0)  # the persons are read ahead in the background
         pids = cpu.parties(proc.pid)
-        if args.generator == "c":
-            raws = [sc.request_of(builder, "POST", "/api/v1/appointments", fresh(0, i)) for i in range(len(jobs))]
-            before, t0 = {k: cpu.used(v) for k, v in pids.items()}, time.time()
+        raws = ([sc.request_of(builder, "POST", "/api/v1/appointments", fresh(0, i)) for i in range(len(jobs))]
+                if args.generator == "c" else None)
+        before, t0 = {k: cpu.used(v) for k, v in pids.items()}, time.time()
+        if raws is not None:
             res = burstgen.hammer(base, raws, args.seconds, args.connections, cycle=False)
         else:
-            before, t0 = {k: cpu.used(v) for k, v in pids.items()}, time.time()
             res = run(sc.hammer(base, "POST", "/api/v1/appointments", args.seconds, args.connections, fresh))
         took = time.time() - t0
         # the compiled generator's process is gone by now: only the parties still running are read

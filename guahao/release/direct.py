@@ -26,7 +26,7 @@ from starlette.responses import Response
 from guahao.booking.api import booked_answer, is_news, refusal_response
 from guahao.errors import DomainError, api_error
 from guahao.release.turns import turns_of
-from guahao.security.guards import person_limit_of, person_lookups, remember_person
+from guahao.security.guards import person_limit_of, read_person
 
 log = logging.getLogger("guahao.direct")
 
@@ -58,11 +58,10 @@ class Direct:
 
     async def _read_person(self) -> None:
         try:
-            self.person_id = await person_lookups(self.state).person_of(self.account_id, self.patient_id)
+            self.person_id = await read_person(self.state, self.account_id, self.patient_id)
         except Exception as e:  # the database is away: so would the booking be
             return self._answer(api_error(e))
         if self.person_id is not None:
-            remember_person(self.state, self.account_id, self.patient_id, self.person_id)
             self.limits = [*self.limits, person_limit_of(self.state, self.person_id)]
         # else no such patient under this account: the booking refuses it, as the usual way does
         self.state.limiter.count_then(self.limits, self._counted)

@@ -72,14 +72,13 @@ async def booking_attempt_async(request, account_id: int, patient_id: int | None
 
 def person_attempt(request, account_id: int, patient_id: int, person_id: int) -> None:
     """The per-person limit owed by `booking_attempt`, once the booking has read the person."""
-    # A patient row never changes person: remembered for this process's later attempts.
-    _people(request)[(account_id, patient_id)] = person_id
+    remember_person(request.app.state, account_id, patient_id, person_id)
     limit_all(request, [_person_limit(request, person_id)])
 
 
 async def person_attempt_async(request, account_id: int, patient_id: int, person_id: int) -> None:
     """`person_attempt` on the event loop."""
-    _people(request)[(account_id, patient_id)] = person_id
+    remember_person(request.app.state, account_id, patient_id, person_id)
     await request.app.state.limiter.hit_all_async([_person_limit(request, person_id)])
 
 
@@ -90,12 +89,11 @@ async def person_attempt_refused(request, account_id: int, patient_id: int) -> N
     refused for the first time within a second, so their look-ups are gathered and read in batches on a
     worker thread (one query per batch, one connection per process, never on the event loop)."""
     try:
-        person_id = await person_lookups(request.app.state).person_of(account_id, patient_id)
+        person_id = await read_person(request.app.state, account_id, patient_id)
     except Exception as e:  # the database is away: the refusal still stands; the count waits for next time
         log.warning("per-person limit not counted for a refused attempt: %s", type(e).__name__)
         return
     if person_id is not None:
-        _people(request)[(account_id, patient_id)] = person_id
         await request.app.state.limiter.hit_all_async([_person_limit(request, person_id)])
 
 
@@ -108,16 +106,12 @@ async def person_before_booking(request, account_id: int, patient_id: int, count
     None when there is no such patient under the account (the booking refuses it) or the database did not
     answer (the booking reads the person itself, as before)."""
     try:
-        person_id = await person_lookups(request.app.state).person_of(account_id, patient_id)
+        person_id = await read_person(request.app.state, account_id, patient_id)
     except Exception as e:
         log.warning("person not read before the booking: %s", type(e).__name__)
         return None
-    if person_id is None:
-        return None
-    if counted:
-        remember_person(request.app.state, account_id, patient_id, person_id)
-    else:
-        await person_attempt_async(request, account_id, patient_id, person_id)  # may answer 429
+    if person_id is not None and not counted:
+        await request.app.state.limiter.hit_all_async([_person_limit(request, person_id)])  # may answer 429
     return person_id
 
 
@@ -137,13 +131,21 @@ _counting: set = set()  # the tasks of count_person_soon, kept until done
 
 async def _count_person(state, account_id: int, patient_id: int) -> None:
     try:
-        person_id = await person_lookups(state, later=True).person_of(account_id, patient_id)
+        person_id = await read_person(state, account_id, patient_id, later=True)
     except Exception as e:  # the database is away: the refusal stood; the count waits for next time
         log.warning("per-person limit not counted for a refused attempt: %s", type(e).__name__)
         return
     if person_id is not None:
-        remember_person(state, account_id, patient_id, person_id)
         state.limiter.count_soon([person_limit_of(state, person_id)])
+
+
+async def read_person(state, account_id: int, patient_id: int, later: bool = False) -> int | None:
+    """The person behind the account's patient (None: no such patient under the account), read in a batch
+    of look-ups (`person_lookups`) and remembered by this process."""
+    person_id = await person_lookups(state, later).person_of(account_id, patient_id)
+    if person_id is not None:
+        remember_person(state, account_id, patient_id, person_id)
+    return person_id
 
 
 def person_lookups(state, later: bool = False) -> "PersonLookups":
@@ -222,11 +224,6 @@ def known_person(request, account_id: int, patient_id: int) -> int | None:
 
 def known_person_of(state, account_id: int, patient_id: int) -> int | None:
     return _people_of(state).get((account_id, patient_id))
-
-
-def _people(request) -> dict:
-    """(account id, patient id) -> person id, per app."""
-    return _people_of(request.app.state)
 
 
 def _people_of(state) -> dict:
